@@ -1,0 +1,85 @@
+"""The one cattrs converter that turns wire dicts into models.
+
+All parsing rules live here: Beijing-time timestamps (with the vendor's stray trailing
+spaces), numbers sent as strings, and the ``raw`` wire dict kept on top-level records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from .models import BEIJING
+
+__all__ = ["converter", "parse_beijing_time", "structure"]
+
+T = TypeVar("T")
+
+_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def parse_beijing_time(value: object) -> datetime | None:
+    """Parse a vendor timestamp (``2017-09-12 16:22:43 ``) as an aware UTC+8 datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    text = str(value).strip()
+    if not text:
+        return None
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=BEIJING)
+        except ValueError:
+            continue
+    raise ValueError(f"not a vendor timestamp: {value!r}")
+
+
+def _structure_int(value: object, _: type) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    return int(str(value).strip())
+
+
+def _structure_float(value: object, _: type) -> float:
+    return float(str(value).strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=False, prefer_attrib_converters=False)
+    conv.register_structure_hook(datetime, lambda v, _: parse_beijing_time(v))
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(float, _structure_float)
+
+    def has_raw(cls: type) -> bool:
+        return attrs.has(cls) and "raw" in attrs.fields_dict(cls)
+
+    def raw_keeping_hook(cls: type) -> Any:
+        inner: Any = make_dict_structure_fn(cls, conv, raw=override(omit=True))
+
+        def structure_record(value: Mapping[str, Any], _: type) -> Any:
+            record = inner(value, cls)
+            # Frozen classes: the raw dict is attached once, at construction time.
+            object.__setattr__(record, "raw", value)
+            return record
+
+        return structure_record
+
+    conv.register_structure_hook_factory(has_raw, raw_keeping_hook)
+    return conv
+
+
+#: The library's converter; use it to structure models from wire dicts yourself.
+converter = _make_converter()
+
+
+def structure(value: Any, cls: type[T]) -> T:
+    """Structure a wire value into ``cls`` with the library's converter."""
+    return converter.structure(value, cls)

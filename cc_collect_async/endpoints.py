@@ -1,0 +1,362 @@
+"""The 13 collect endpoints, each described once, as data.
+
+Everything the request path and the pagination need to know about an endpoint lives in its
+:class:`Endpoint` row: the vendor's exact path, the method, the parameters (required or not
+and how they are written), the pagination style, the record model and the natural key that
+identifies a record. The client's coroutines are thin wrappers over this table; adding an
+endpoint is one more row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any, Literal
+
+import attrs
+
+from . import models
+from .errors import DecodeError, InvalidRequestError
+from .models import BEIJING
+
+__all__ = [
+    "ENDPOINTS",
+    "PAGE_COUNT",
+    "TOTAL",
+    "Endpoint",
+    "PageStyle",
+    "Param",
+    "RawPage",
+    "endpoint",
+]
+
+ParamFormat = Literal["text", "int", "date", "minute"]
+
+
+@attrs.frozen
+class Param:
+    """One request parameter. ``format`` says how dates and numbers are written on the wire."""
+
+    name: str
+    required: bool = False
+    format: ParamFormat = "text"
+
+    def render(self, value: object) -> str | int:
+        if self.format == "int":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InvalidRequestError(f"{self.name} must be an integer, not {value!r}")
+            try:
+                return int(value)
+            except ValueError:
+                raise InvalidRequestError(
+                    f"{self.name} must be an integer, not {value!r}"
+                ) from None
+        if self.format in ("date", "minute") and isinstance(value, date):
+            return _render_time(value, self.format)
+        return str(value)
+
+
+def _render_time(value: date, fmt: ParamFormat) -> str:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(BEIJING)
+    if fmt == "date":
+        return value.strftime("%Y-%m-%d")
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+@attrs.frozen
+class RawPage:
+    """One page as the server reported it: wire items plus its position in the walk."""
+
+    items: list[dict[str, Any]]
+    number: int
+    length: int
+    page_count: int
+    #: Item count across all pages, where the server reports it (rollcall); else None.
+    total: int | None = None
+
+
+@attrs.frozen
+class PageStyle:
+    """How an endpoint paginates: which parameters ask for a page and where the reply says
+    which page it is. Two styles exist; their readers trust the reply, never the request."""
+
+    name: str
+    page_param: str
+    length_param: str
+    max_length: int | None
+
+    def read(self, reply: Mapping[str, Any], endpoint: str) -> RawPage:
+        try:
+            if self is PAGE_COUNT:
+                items = reply["data"]
+                number = int(reply["page_size"])
+                length = int(reply["page_length"])
+                page_count = int(reply["page_count"])
+                total = None
+            else:
+                body = reply["data"]
+                items = body["data"]
+                number = int(body["current"])
+                length = int(body["size"])
+                total = int(body["total"])
+                page_count = math.ceil(total / length) if length > 0 else 0
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError(
+                f"page reply lacks pagination fields: {exc}", endpoint=endpoint
+            ) from None
+        if items is None:
+            items = []
+        if not isinstance(items, list) or (items and length < 1):
+            raise DecodeError("page reply has no list of records", endpoint=endpoint)
+        return RawPage(items, number, length, page_count, total)
+
+
+#: Style A: ``page_size`` is the page number, ``page_length`` the items per page,
+#: the reply gives ``page_count``.
+PAGE_COUNT = PageStyle("page_count", "page_size", "page_length", max_length=None)
+#: Style B (rollcall): ``page_index`` and ``page_num`` (at most 500); the reply gives ``total``.
+TOTAL = PageStyle("total", "page_index", "page_num", max_length=500)
+
+
+@attrs.frozen
+class Endpoint:
+    """One collect endpoint, described as data."""
+
+    name: str
+    path: str
+    params: tuple[Param, ...]
+    model: type
+    #: The reply's ``data`` is a list of records (else one object).
+    many: bool = False
+    paging: PageStyle | None = None
+    method: Literal["GET", "POST"] = "GET"
+    #: The parameter that carries the account id.
+    account_param: str = "userid"
+    #: On POST, also send the parameters as a JSON body.
+    json_body: bool = False
+    #: Alternative parameter sets: at least one group must be complete.
+    one_of: tuple[tuple[str, ...], ...] = ()
+    #: Dotted field paths whose values identify a record (for de-duplication).
+    key_fields: tuple[str, ...] = ()
+    summary: str = ""
+
+    @property
+    def param_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params)
+
+    def prepare(self, userid: str, params: Mapping[str, object]) -> dict[str, str | int]:
+        """Validate ``params`` and render them for the wire; nothing is sent on failure."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(known) - {self.account_param})
+        if unknown:
+            raise InvalidRequestError(
+                f"unknown parameter(s) {', '.join(unknown)} for {self.name}; "
+                f"expected {', '.join(sorted(known))}",
+                endpoint=self.name,
+                params=params,
+            )
+        given = {k: v for k, v in params.items() if v is not None and v != ""}
+        missing = [p.name for p in self.params if p.required and p.name not in given]
+        if missing:
+            raise InvalidRequestError(
+                f"missing required parameter(s) {', '.join(missing)} for {self.name}",
+                endpoint=self.name,
+                params=params,
+            )
+        if self.one_of and not any(all(n in given for n in group) for group in self.one_of):
+            choices = " or ".join("+".join(group) for group in self.one_of)
+            raise InvalidRequestError(
+                f"{self.name} needs {choices}", endpoint=self.name, params=params
+            )
+        rendered: dict[str, str | int] = {self.account_param: userid}
+        for name, value in given.items():
+            rendered[name] = known[name].render(value)
+        if self.paging is not None:
+            self._check_paging(rendered, params)
+        return rendered
+
+    def _check_paging(
+        self, rendered: Mapping[str, str | int], params: Mapping[str, object]
+    ) -> None:
+        assert self.paging is not None
+        for name in (self.paging.page_param, self.paging.length_param):
+            value = rendered.get(name)
+            if isinstance(value, int) and value < 1:
+                raise InvalidRequestError(
+                    f"{name} must be at least 1, not {value}", endpoint=self.name, params=params
+                )
+        length = rendered.get(self.paging.length_param)
+        cap = self.paging.max_length
+        if cap is not None and isinstance(length, int) and length > cap:
+            raise InvalidRequestError(
+                f"{self.paging.length_param} must be at most {cap}, not {length}",
+                endpoint=self.name,
+                params=params,
+            )
+
+    def record_key(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The natural key of one wire record (see ``key_fields``)."""
+        values: list[Any] = []
+        for dotted in self.key_fields:
+            value: Any = record
+            for part in dotted.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            values.append(value)
+        return tuple(values)
+
+
+def _p(name: str, required: bool = False, fmt: ParamFormat = "text") -> Param:
+    return Param(name, required, fmt)
+
+
+_ROOM = _p("roomid", True)
+_LIVE = _p("liveid", True)
+_STYLE_A = (_p("page_size", fmt="int"), _p("page_length", fmt="int"))
+
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "max_parallel",
+            "/collect/max_parallel/",
+            (_p("liveid"), _p("start_time", fmt="date"), _p("end_time", fmt="date")),
+            models.MaxParallel,
+            one_of=(("liveid",), ("start_time", "end_time")),
+            summary="peak concurrent viewers of a live, or of the account over days",
+        ),
+        Endpoint(
+            "user_count",
+            "/collect/live/usercount/",
+            (_LIVE,),
+            models.LiveUserCount,
+            summary="cumulative viewers of a live",
+        ),
+        Endpoint(
+            "duration",
+            "/collect/live/duration/",
+            (_LIVE,),
+            models.LiveDuration,
+            summary="actual duration of a live",
+        ),
+        Endpoint(
+            "access",
+            "/collect/live/user/record/",
+            (_ROOM, _LIVE, _p("viewerid")),
+            models.AccessRecord,
+            many=True,
+            key_fields=("viewerid", "enter_time"),
+            summary="viewer enter/exit records of a live (one reply holds all)",
+        ),
+        Endpoint(
+            "chat",
+            "/collect/live/chat/record/",
+            (_ROOM, _LIVE),
+            models.ChatRecord,
+            many=True,
+            key_fields=("id",),
+            summary="chat messages of a live (one reply holds all)",
+        ),
+        Endpoint(
+            "lives",
+            "/collect/live/record",
+            (
+                _p("roomid"),
+                _p("start_time", True, "minute"),
+                _p("end_time", True, "minute"),
+                *_STYLE_A,
+            ),
+            models.LiveRecord,
+            many=True,
+            paging=PAGE_COUNT,
+            key_fields=("liveid",),
+            summary="the account's lives that started in a window",
+        ),
+        Endpoint(
+            "brainstorm",
+            "/collect/brainstom/record",  # sic: the vendor's spelling
+            (_ROOM, _p("liveid"), *_STYLE_A),
+            models.BrainstormRecord,
+            many=True,
+            paging=PAGE_COUNT,
+            key_fields=("publish_data.brainsstom_id",),
+            summary="brainstorm questions and answers of a room or live",
+        ),
+        Endpoint(
+            "vote",
+            "/collect/vote/record",
+            (_ROOM, _p("liveid"), *_STYLE_A),
+            models.VoteRecord,
+            many=True,
+            paging=PAGE_COUNT,
+            key_fields=("publish_data.vote_id",),
+            summary="votes and ballots of a room or live",
+        ),
+        Endpoint(
+            "answercard",
+            "/collect/answercard/record",
+            (_ROOM, _p("liveid"), *_STYLE_A),
+            models.AnswerCardRecord,
+            many=True,
+            paging=PAGE_COUNT,
+            key_fields=("publish_data.qvote_id",),
+            summary="answer cards (quizzes) and answers of a room or live",
+        ),
+        Endpoint(
+            "reward",
+            "/collect/reward/record",
+            (_ROOM, _LIVE, *_STYLE_A),
+            models.RewardRecord,
+            many=True,
+            paging=PAGE_COUNT,
+            key_fields=("uid", "reward_time", "type"),
+            summary="rewards handed out in a live",
+        ),
+        Endpoint(
+            "summary",
+            "/collect/live/gather",
+            (_ROOM, _LIVE),
+            models.LiveSummary,
+            summary="summary of a live: viewers by location and platform",
+        ),
+        Endpoint(
+            "client_info",
+            "/collect/room/client/info",
+            (_ROOM, _p("viewerid")),
+            models.ClientInfo,
+            many=True,
+            key_fields=("userid", "submit_time"),
+            summary="device reports of a room's web viewers",
+        ),
+        Endpoint(
+            "rollcall",
+            "/openapi/collect/rollcall/get",
+            (
+                _p("live_id", True),
+                _p("page_index", True, "int"),
+                _p("page_num", True, "int"),
+            ),
+            models.RollcallRecord,
+            many=True,
+            paging=TOTAL,
+            method="POST",
+            account_param="account_id",
+            json_body=True,
+            key_fields=("roll_call_id", "user_id"),
+            summary="roll-call answers of a live",
+        ),
+    )
+}
+
+
+def endpoint(name: str) -> Endpoint:
+    """Look an endpoint up by name, with an error that lists the known names."""
+    try:
+        return ENDPOINTS[name]
+    except KeyError:
+        raise InvalidRequestError(
+            f"unknown endpoint {name!r}; known: {', '.join(ENDPOINTS)}"
+        ) from None

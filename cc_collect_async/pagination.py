@@ -1,0 +1,109 @@
+"""Walking paginated endpoints: typed pages, and ``async for`` over every item.
+
+The walk trusts what the server says, never what was asked: a server that caps the page
+length answers page 1 with fewer items and a larger page count, and the walk follows the
+reported length and count. If the reported length changes between pages the walk realigns
+on the item offset, so no item is skipped or repeated; it never asks for a page past the
+last one the latest reply announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .converter import structure
+from .endpoints import RawPage
+from .errors import DecodeError
+
+__all__ = ["Page", "Paginated", "walk_pages"]
+
+T = TypeVar("T")
+
+FetchPage = Callable[[int, int], Awaitable[RawPage]]
+
+#: How often the reported page length may change during one walk before we give up on it.
+_MAX_REALIGNMENTS = 3
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of typed records, with the position the server reported for it."""
+
+    items: tuple[T, ...]
+    number: int
+    length: int
+    page_count: int
+    #: Item count across all pages, where the server reports one (rollcall); else None.
+    total: int | None = None
+
+    @property
+    def is_last(self) -> bool:
+        return self.number >= self.page_count
+
+
+async def walk_pages(fetch: FetchPage, *, page: int = 1, length: int) -> AsyncIterator[RawPage]:
+    """Yield ``page`` and every later page once, in order, items de-overlapped."""
+    skip = 0
+    realignments = 0
+    while True:
+        reply = await fetch(page, length)
+        if reply.length != length:
+            # Pages were numbered by a length the server no longer uses: find the page that
+            # holds the next unseen item under the reported length. On page 1 that is the
+            # page just fetched (a server cap, the common case); later it means asking again.
+            offset = (page - 1) * length + skip
+            length = reply.length
+            aligned_page, skip = divmod(offset, length)
+            if aligned_page + 1 != page:
+                realignments += 1
+                if realignments > _MAX_REALIGNMENTS:
+                    raise DecodeError("the server keeps changing its page length")
+                page = aligned_page + 1
+                continue
+        if skip:
+            reply = attrs.evolve(reply, items=reply.items[skip:])
+            skip = 0
+        yield reply
+        if page >= reply.page_count:
+            return
+        page += 1
+
+
+class Paginated(Generic[T]):
+    """A paginated call. ``await`` it for one typed :class:`Page`; ``async for`` over it for
+    every item from that page to the last; :meth:`pages` for every page."""
+
+    def __init__(self, fetch: FetchPage, model: type[T], *, page: int, length: int) -> None:
+        self._fetch = fetch
+        self._model = model
+        self._page = page
+        self._length = length
+
+    def _typed(self, raw: RawPage) -> Page[T]:
+        items = tuple(structure(item, self._model) for item in raw.items)
+        return Page(items, raw.number, raw.length, raw.page_count, raw.total)
+
+    async def _first(self) -> Page[T]:
+        return self._typed(await self._fetch(self._page, self._length))
+
+    def __await__(self) -> Generator[Any, None, Page[T]]:
+        return self._first().__await__()
+
+    def raw_pages(self) -> AsyncIterator[RawPage]:
+        """Every page as wire dicts, for lossless export."""
+        return walk_pages(self._fetch, page=self._page, length=self._length)
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        async for raw in self.raw_pages():
+            yield self._typed(raw)
+
+    async def _items(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._items()

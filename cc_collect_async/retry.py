@@ -1,0 +1,42 @@
+"""When and how long to wait before trying a failed call again."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+__all__ = ["RetryPolicy"]
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded by both attempts and total time.
+
+    Only errors whose ``retryable`` flag is set are retried; a server's ``Retry-After`` is
+    honoured up to ``max_retry_after`` because a well-behaved client waits as long as it is
+    told, but a broken header must not park a nightly job for an hour.
+    """
+
+    max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    max_elapsed: float = 120.0
+    initial_backoff: float = 0.5
+    max_backoff: float = 8.0
+    #: Fraction of each backoff that is randomised, so many clients do not retry in step.
+    jitter: float = 0.25
+    max_retry_after: float = 60.0
+
+    def delay(
+        self, attempt: int, retry_after: float | None = None, *, rand: random.Random | None = None
+    ) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        draw: float = (rand or random).random()
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base = min(self.initial_backoff * 2.0 ** (attempt - 1), self.max_backoff)
+        return base * (1.0 - self.jitter * draw)
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt."""
+        return cls(max_attempts=1)
