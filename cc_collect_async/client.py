@@ -77,6 +77,29 @@ class CollectClient:
         )
         self._http = http
 
+    def with_options(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        endpoint_limiters: Mapping[str, RateLimiter] | None = None,
+        max_concurrency: int | None = None,
+    ) -> CollectClient:
+        """A client sharing this one's connection pool with other limits and fresh counters.
+
+        Closing the derived client does not close the pool; close the original.
+        """
+        clone = object.__new__(CollectClient)
+        clone._owns_http = False
+        clone._http = self._http
+        clone.requester = self.requester.derive(
+            retry=retry,
+            rate_limiter=rate_limiter,
+            endpoint_limiters=endpoint_limiters,
+            max_concurrency=max_concurrency,
+        )
+        return clone
+
     @classmethod
     def from_env(cls, **options: Any) -> CollectClient:
         """Build a client from ``CC_USERID``, ``CC_API_KEY`` and optional ``CC_BASE_URL``."""

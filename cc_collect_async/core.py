@@ -214,6 +214,32 @@ class Requester:
     def __repr__(self) -> str:
         return f"Requester(userid={self.userid!r}, base_url={self.base_url!r})"
 
+    def derive(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        endpoint_limiters: Mapping[str, RateLimiter] | None = None,
+        max_concurrency: int | None = None,
+    ) -> Requester:
+        """A requester over the same connection pool and credentials with other limits and
+        fresh counters (a harvest uses one so its report counts only its own requests)."""
+        return Requester(
+            userid=self.userid,
+            api_key=self._api_key,
+            http=self._http,
+            base_url=self.base_url,
+            retry=retry or self.retry,
+            rate_limiter=rate_limiter if rate_limiter is not None else self.rate_limiter,
+            endpoint_limiters=(
+                endpoint_limiters if endpoint_limiters is not None else self.endpoint_limiters
+            ),
+            max_concurrency=max_concurrency or self.max_concurrency,
+            clock=self._clock,
+            sleep=self._sleep,
+            monotonic=self._monotonic,
+        )
+
     def _limiters(self, endpoint: Endpoint) -> Sequence[RateLimiter]:
         found = [self.rate_limiter] if self.rate_limiter is not None else []
         own = self.endpoint_limiters.get(endpoint.name)

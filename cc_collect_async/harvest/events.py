@@ -1,0 +1,84 @@
+"""What a running harvest hands its consumer: lives, batches of records, unit results,
+and progress snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..converter import structure
+from .plan import KINDS, Live, Unit
+
+__all__ = ["Batch", "Progress", "UnitResult"]
+
+
+@attrs.frozen
+class Batch:
+    """One page of one unit, in wire form: records exactly as the server sent them.
+
+    Batches of a unit arrive in page order; a unit's records are only final once its
+    :class:`UnitResult` says ``ok`` (a unit that fails later must be discarded whole).
+    """
+
+    unit: Unit
+    page: int
+    records: list[dict[str, Any]]
+
+    @property
+    def kind(self) -> str:
+        return self.unit.kind
+
+    @property
+    def live(self) -> Live:
+        return self.unit.live
+
+    def models(self) -> list[Any]:
+        """The records as typed models (the summary kind stays in wire form)."""
+        endpoint = KINDS[self.kind].endpoint
+        if endpoint is None:
+            return list(self.records)
+        return [structure(record, endpoint.model) for record in self.records]
+
+
+@attrs.frozen
+class UnitResult:
+    """How a unit ended. ``ok`` False: it failed for ``error`` and its batches are void."""
+
+    unit: Unit
+    ok: bool
+    pages: int
+    records: int
+    requests: int = 0
+    error: str | None = None
+    #: Completeness findings: shortfalls, overruns, records repeated across pages.
+    issues: tuple[str, ...] = ()
+    duplicates: int = 0
+
+
+@attrs.frozen
+class Progress:
+    """A snapshot for a progress display."""
+
+    lives: int
+    units_total: int
+    units_done: int
+    units_failed: int
+    records: int
+    requests: int
+    retries: int
+    rate_limited: int
+    #: Requests per second over the last few seconds.
+    request_rate: float
+    elapsed: float
+    #: All lives of the window are known, so ``units_total`` is final.
+    planning_done: bool
+    records_by_kind: dict[str, int] = attrs.field(factory=dict)
+    units_done_by_kind: dict[str, int] = attrs.field(factory=dict)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, estimated from units finished so far; None until it means something."""
+        if not self.planning_done or not self.units_done or self.units_total <= self.units_done:
+            return None
+        return self.elapsed / self.units_done * (self.units_total - self.units_done)

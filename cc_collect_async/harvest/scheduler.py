@@ -1,0 +1,477 @@
+"""The fan-out harvest: every record of every kind for every live, under the limits.
+
+Shape of a run: one planner walks the lives (a window listing or an explicit list) and starts
+a task per unit (live x kind) as soon as a live is known, never more than ``max_units`` at
+once. A paginated unit fetches page 1, learns the page count and length the server really
+uses, then keeps up to ``lookahead`` further pages in flight while it hands pages on in
+order. Everything flows to the consumer through one bounded memory stream, so a slow sink
+slows the fetching instead of filling memory. Requests pass the client's one request path,
+which applies the concurrency cap, the rate limiter and the retry policy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import anyio
+import attrs
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from ..client import CollectClient
+from ..endpoints import RawPage
+from ..errors import AuthError, CollectError, DecodeError
+from ..ratelimit import AdaptiveRateLimiter, RateLimiter
+from ..retry import RetryPolicy
+from .events import Batch, Progress, UnitResult
+from .plan import DEFAULT_KINDS, KINDS, Kind, Live, Unit, Window, parse_kinds
+from .report import HarvestReport, KindCounts, UnitProblem
+from .sink import Sink
+
+__all__ = ["Event", "Harvester"]
+
+#: What the stream yields: a newly known live, a page of records, or the end of a unit.
+Event = Live | Batch | UnitResult
+
+
+@attrs.define
+class _PageSlot:
+    number: int
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    page: RawPage | None = None
+    error: CollectError | None = None
+
+
+@attrs.define
+class _UnitTally:
+    """Counts and completeness checks of one running unit."""
+
+    unit: Unit
+    kind: Kind
+    seen: set[tuple[Any, ...]] = attrs.field(factory=set)
+    page_sizes: list[int] = attrs.field(factory=list)
+    records: int = 0
+    duplicates: int = 0
+    issues: list[str] = attrs.field(factory=list)
+
+    def keep_new(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop records already delivered for this unit (same natural key)."""
+        kept = []
+        for item in items:
+            key = self.kind.record_key(item)
+            if key in self.seen:
+                self.duplicates += 1
+                continue
+            self.seen.add(key)
+            kept.append(item)
+        self.page_sizes.append(len(items))
+        self.records += len(kept)
+        return kept
+
+    def check_pages(self, length: int, page_count: int, total: int | None) -> None:
+        """Compare what was fetched with what the server said there was."""
+        fetched = sum(self.page_sizes)
+        if total is not None:
+            if fetched < total:
+                self.issues.append(f"shortfall: fetched {fetched} of {total} records")
+            elif fetched > total:
+                self.issues.append(f"overrun: fetched {fetched} records, server reported {total}")
+        else:
+            for number, size in enumerate(self.page_sizes[:-1], start=1):
+                if size != length:
+                    self.issues.append(f"page {number} held {size} records, not {length}")
+            last = self.page_sizes[-1] if self.page_sizes else 0
+            if page_count and not 0 < last <= length:
+                self.issues.append(f"last page {page_count} held {last} records")
+            if not page_count and fetched:
+                self.issues.append(f"overrun: {fetched} records on a reply of 0 pages")
+        if self.duplicates:
+            self.issues.append(f"{self.duplicates} record(s) repeated across pages, delivered once")
+
+    def result(self, *, requests: int = 0) -> UnitResult:
+        return UnitResult(
+            self.unit,
+            ok=True,
+            pages=len(self.page_sizes),
+            records=self.records,
+            requests=requests,
+            issues=tuple(self.issues),
+            duplicates=self.duplicates,
+        )
+
+
+class Harvester:
+    """Harvest every record of the chosen kinds for a window of lives or an explicit list.
+
+    Either ``window`` (lives listed through ``/collect/live/record``, page by page, units
+    starting while the listing goes on) or ``lives`` (``Live`` objects or ``(roomid, liveid)``
+    pairs). ``rate`` (requests per second) uses a fixed token bucket; without it the rate
+    adapts to the server's "too fast" replies, starting at ``initial_rate`` and never above
+    ``max_rate``. ``concurrency`` defaults to the client's own cap (its pool size).
+
+    Consume it with ``async with harvester.stream() as events`` or ``await harvester.run(sink)``;
+    afterwards ``harvester.report`` holds the final account. A harvester runs once.
+    """
+
+    def __init__(
+        self,
+        client: CollectClient,
+        *,
+        window: Window | None = None,
+        lives: Iterable[Live | tuple[str, str]] | None = None,
+        kinds: str | Sequence[str] = DEFAULT_KINDS,
+        rate: float | None = None,
+        burst: int = 1,
+        initial_rate: float = 10.0,
+        max_rate: float = 1000.0,
+        endpoint_rates: Mapping[str, float] | None = None,
+        concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        page_length: int = 1000,
+        rollcall_method: Literal["POST", "GET"] = "POST",
+        buffer: int = 16,
+        skip: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        if (window is None) == (lives is None):
+            raise ValueError("give either a window or a list of lives")
+        self.kinds = parse_kinds(kinds)
+        self.window = window
+        self._explicit = (
+            None
+            if lives is None
+            else [live if isinstance(live, Live) else Live(*live) for live in lives]
+        )
+        limiter: RateLimiter = (
+            RateLimiter(rate, burst)
+            if rate
+            else AdaptiveRateLimiter(initial=initial_rate, ceiling=max_rate, burst=burst)
+        )
+        self.rate_limiter = limiter
+        self.concurrency = concurrency or client.requester.max_concurrency
+        self.client = client.with_options(
+            rate_limiter=limiter,
+            endpoint_limiters={n: RateLimiter(r) for n, r in (endpoint_rates or {}).items()},
+            retry=retry,
+            max_concurrency=self.concurrency,
+        )
+        self.page_length = page_length
+        self.rollcall_method = rollcall_method
+        self.buffer = buffer
+        #: Units in progress at once: enough to keep every request slot busy.
+        self.max_units = max(2 * self.concurrency, 4)
+        self.lookahead = self.concurrency
+        #: (liveid, kind) of units already done by an earlier run: not fetched again.
+        self.skip = frozenset(skip)
+        self.report = HarvestReport(
+            started_at=datetime.now(timezone.utc), kinds={k: KindCounts() for k in self.kinds}
+        )
+        self._units_total = 0
+        self._units_skipped = 0
+        self._planning_done = False
+        self._finished = False
+        self._started = False
+        self._fatal: AuthError | None = None
+        self._t0 = time.monotonic()
+        self._rate_samples: deque[tuple[float, int]] = deque()
+
+    # -- consuming ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def stream(self) -> AsyncIterator[ObjectReceiveStream[Event]]:
+        """Run the harvest; yield the stream of events. Leaving the block early cancels it."""
+        if self._started:
+            raise RuntimeError("a Harvester runs once; make a new one")
+        self._started = True
+        self._t0 = time.monotonic()
+        send, receive = anyio.create_memory_object_stream[Event](self.buffer)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._main, send)
+                try:
+                    with receive:
+                        yield receive
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._finish()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def run(self, sink: Sink) -> HarvestReport:
+        """Drive ``sink`` with the whole harvest and return the report.
+
+        The sink is closed in every case, cancellation included. Raises AuthError when the
+        server rejects the credentials (after closing the sink).
+        """
+        try:
+            async with self.stream() as events:
+                async for event in events:
+                    if isinstance(event, Batch):
+                        await sink.write(event)
+                    elif isinstance(event, UnitResult):
+                        await sink.unit_end(event)
+                    else:
+                        await sink.live(event)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sink.close(self.report)
+        return self.report
+
+    def progress(self) -> Progress:
+        """A snapshot of the running harvest for a progress display."""
+        stats = self.client.requester.stats
+        now = time.monotonic()
+        samples = self._rate_samples
+        samples.append((now, stats.requests))
+        while len(samples) > 2 and now - samples[0][0] > 5.0:
+            samples.popleft()
+        span = now - samples[0][0]
+        rate = (stats.requests - samples[0][1]) / span if span > 0 else 0.0
+        kinds = self.report.kinds
+        return Progress(
+            lives=self.report.lives,
+            units_total=self._units_total,
+            units_done=sum(c.units for c in kinds.values()),
+            units_failed=sum(c.failed for c in kinds.values()),
+            records=sum(c.records for c in kinds.values()),
+            requests=stats.requests,
+            retries=stats.retries,
+            rate_limited=stats.rate_limited,
+            request_rate=rate,
+            elapsed=now - self._t0,
+            planning_done=self._planning_done,
+            records_by_kind={k: c.records for k, c in kinds.items()},
+            units_done_by_kind={k: c.units for k, c in kinds.items()},
+        )
+
+    @property
+    def units_skipped(self) -> int:
+        """Units not fetched because an earlier run had completed them."""
+        return self._units_skipped
+
+    # -- running ------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        report = self.report
+        stats = self.client.requester.stats
+        report.finished_at = datetime.now(timezone.utc)
+        report.duration = time.monotonic() - self._t0
+        report.requests = stats.requests
+        report.retries = stats.retries
+        report.rate_limited = stats.rate_limited
+        report.cancelled = not self._finished and self._fatal is None
+        if self._fatal is not None:
+            report.fatal = str(self._fatal)
+
+    def _stop(self, error: AuthError, scope: anyio.CancelScope) -> None:
+        """Authentication was rejected: every other request would be too. Stop at once."""
+        if self._fatal is None:
+            self._fatal = error
+        scope.cancel()
+
+    async def _main(self, send: ObjectSendStream[Event]) -> None:
+        slots = anyio.Semaphore(self.max_units)
+        async with send, anyio.create_task_group() as tg:
+            try:
+                async with aclosing(self._lives()) as lives:
+                    async for live in lives:
+                        self.report.lives += 1
+                        await send.send(live)
+                        for name in self.kinds:
+                            unit = Unit(live, name)
+                            if (live.liveid, name) in self.skip:
+                                self._units_skipped += 1
+                                continue
+                            self._units_total += 1
+                            await slots.acquire()
+                            tg.start_soon(self._run_unit, unit, send, slots, tg.cancel_scope)
+            except AuthError as exc:
+                self._stop(exc, tg.cancel_scope)
+            self._planning_done = True
+        self._finished = self._fatal is None
+
+    async def _lives(self) -> AsyncIterator[Live]:
+        if self._explicit is not None:
+            seen: set[str] = set()
+            for live in self._explicit:
+                if live.liveid not in seen:
+                    seen.add(live.liveid)
+                    yield live
+            return
+        assert self.window is not None
+        window = self.window
+        listed: set[str] = set()
+        for room in window.rooms or (None,):
+            pages = self.client.paginate(
+                "lives",
+                length=self.page_length,
+                start_time=window.since,
+                end_time=window.until,
+                roomid=room,
+            )
+            try:
+                async for page in pages.raw_pages():
+                    for record in page.items:
+                        live = Live.from_record(record)
+                        if live.liveid not in listed:
+                            listed.add(live.liveid)
+                            yield live
+            except AuthError:
+                raise
+            except CollectError as exc:
+                self.report.failures.append(
+                    UnitProblem("lives", room or "", "", f"listing lives failed: {exc}")
+                )
+
+    async def _run_unit(
+        self,
+        unit: Unit,
+        send: ObjectSendStream[Event],
+        slots: anyio.Semaphore,
+        scope: anyio.CancelScope,
+    ) -> None:
+        try:
+            try:
+                result = await self._fetch_unit(unit, send)
+            except AuthError as exc:
+                self._stop(exc, scope)
+                return
+            except CollectError as exc:
+                result = UnitResult(unit, ok=False, pages=0, records=0, error=str(exc))
+            self._account(result)
+            await send.send(result)
+        finally:
+            slots.release()
+
+    def _account(self, result: UnitResult) -> None:
+        counts = self.report.kinds[result.unit.kind]
+        counts.units += 1
+        live = result.unit.live
+        if not result.ok:
+            counts.failed += 1
+            reason = result.error or "failed"
+            self.report.failures.append(
+                UnitProblem(result.unit.kind, live.roomid, live.liveid, reason)
+            )
+            return
+        counts.pages += result.pages
+        counts.records += result.records
+        counts.duplicates += result.duplicates
+        for issue in result.issues:
+            self.report.issues.append(
+                UnitProblem(result.unit.kind, live.roomid, live.liveid, issue)
+            )
+
+    async def _fetch_unit(self, unit: Unit, send: ObjectSendStream[Event]) -> UnitResult:
+        kind = KINDS[unit.kind]
+        tally = _UnitTally(unit, kind)
+        endpoint = kind.endpoint
+        if endpoint is None:
+            records = [await self._summary(unit.live)]
+        elif endpoint.paging is None:
+            records = await self.client.fetch_records(endpoint.name, **kind.params(unit.live))
+        else:
+            await self._fetch_pages(unit, kind, tally, send)
+            return tally.result()
+        kept = tally.keep_new(records)
+        if tally.duplicates:
+            tally.issues.append(
+                f"{tally.duplicates} record(s) repeated in the reply, delivered once"
+            )
+        if kept:
+            await send.send(Batch(unit, 1, kept))
+        return tally.result()
+
+    async def _fetch_pages(
+        self, unit: Unit, kind: Kind, tally: _UnitTally, send: ObjectSendStream[Event]
+    ) -> None:
+        endpoint = kind.endpoint
+        assert endpoint is not None and endpoint.paging is not None
+        params = kind.params(unit.live)
+        method = self.rollcall_method if endpoint.name == "rollcall" else None
+        wanted = min(self.page_length, endpoint.paging.max_length or math.inf)
+
+        async def fetch(number: int, length: int) -> RawPage:
+            return await self.client.fetch_page(
+                endpoint.name, number, length, method=method, **params
+            )
+
+        first = await fetch(1, int(wanted))
+        # Pages are numbered by the length the server reports, not the one asked for.
+        length, page_count, total = first.length, first.page_count, first.total
+        failure: CollectError | None = None
+
+        async def fetch_into(slot: _PageSlot) -> None:
+            try:
+                slot.page = await fetch(slot.number, length)
+            except CollectError as exc:
+                slot.error = exc
+            finally:
+                slot.done.set()
+
+        async with anyio.create_task_group() as tg:
+            pending: deque[_PageSlot] = deque()
+            next_page = 2
+
+            def start_more() -> None:
+                nonlocal next_page
+                while next_page <= page_count and len(pending) < self.lookahead:
+                    slot = _PageSlot(next_page)
+                    pending.append(slot)
+                    tg.start_soon(fetch_into, slot)
+                    next_page += 1
+
+            start_more()
+            await self._emit(unit, 1, first, tally, send)
+            while pending:
+                slot = pending.popleft()
+                await slot.done.wait()
+                if slot.error is None and slot.page is not None and slot.page.length != length:
+                    slot.error = DecodeError(
+                        f"page {slot.number} reports page length {slot.page.length}, "
+                        f"page 1 reported {length}",
+                        endpoint=endpoint.name,
+                    )
+                if slot.error is not None:
+                    failure = slot.error
+                    tg.cancel_scope.cancel()
+                    break
+                assert slot.page is not None
+                # A later page may announce more pages than the first did (records added).
+                page_count = max(page_count, slot.page.page_count)
+                total = slot.page.total if slot.page.total is not None else total
+                start_more()
+                await self._emit(unit, slot.number, slot.page, tally, send)
+        if failure is not None:
+            raise failure
+        tally.check_pages(length, page_count, total)
+
+    async def _emit(
+        self,
+        unit: Unit,
+        number: int,
+        page: RawPage,
+        tally: _UnitTally,
+        send: ObjectSendStream[Event],
+    ) -> None:
+        kept = tally.keep_new(page.items)
+        if kept:
+            await send.send(Batch(unit, number, kept))
+
+    async def _summary(self, live: Live) -> dict[str, Any]:
+        """The composite per-live summary: duration, user count, peak viewers, gather."""
+        record: dict[str, Any] = {"roomid": live.roomid, "liveid": live.liveid}
+        for part, name, params in (
+            ("duration", "duration", {"liveid": live.liveid}),
+            ("user_count", "user_count", {"liveid": live.liveid}),
+            ("max_parallel", "max_parallel", {"liveid": live.liveid}),
+            ("gather", "summary", {"roomid": live.roomid, "liveid": live.liveid}),
+        ):
+            envelope = await self.client.call(name, **params)
+            record[part] = envelope.get("data")
+        return record
