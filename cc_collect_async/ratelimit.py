@@ -31,6 +31,7 @@ class RateLimiter:
         self._burst = burst
         self._tat = -math.inf  # theoretical arrival time of the next request
         self._paused_until = -math.inf
+        self._last_wait = -math.inf  # when a caller last had to wait: the rate was binding
         #: How many times the server said "too fast" while this limiter was in charge.
         self.rate_limited = 0
 
@@ -56,6 +57,7 @@ class RateLimiter:
         earliest = max(now, self._paused_until, self._tat - (self._burst - 1) * interval)
         self._tat = max(self._tat, earliest) + interval
         if earliest > now:
+            self._last_wait = now
             await anyio.sleep(earliest - now)
 
     def on_success(self) -> None:
@@ -72,11 +74,12 @@ class AdaptiveRateLimiter(RateLimiter):
     """A token bucket whose rate follows the server: AIMD, like TCP congestion control.
 
     Each "too fast" reply cuts the rate by ``decrease`` (once per burst of rejections: the
-    requests already in flight when the limit was hit say the same thing again), and every
-    second without one adds ``increase`` requests per second, up to ``ceiling``. The rate at
-    which the server last pushed back is remembered, so the climb back is quick below it and
-    cautious above it; a harvest started with no idea of the limit converges on it instead of
-    hammering the server.
+    requests already in flight when the limit was hit say the same thing again). While the
+    rate is what holds the traffic back, it grows: quickly (``fast_increase`` of itself per
+    second) below 90% of the rate at which the server last objected, cautiously
+    (``increase`` per second) above it, never past ``ceiling``. A harvest started with no idea
+    of the limit so converges on it, and hovers just under it, instead of hammering the
+    server.
     """
 
     def __init__(
@@ -87,31 +90,35 @@ class AdaptiveRateLimiter(RateLimiter):
         floor: float = 0.5,
         burst: int = 1,
         decrease: float = 0.7,
-        increase: float = 2.0,
+        increase: float = 0.05,
+        fast_increase: float = 0.5,
     ) -> None:
         super().__init__(min(initial, ceiling), burst)
         self.ceiling = ceiling
         self.floor = floor
         self.decrease = decrease
         self.increase = increase
-        self._last_change = -math.inf
+        self.fast_increase = fast_increase
+        self._last_change: float | None = None
         self._last_cut = -math.inf
         self._limit_seen: float | None = None
 
     def on_success(self) -> None:
         now = anyio.current_time()
-        if self._last_change == -math.inf:
+        if self._last_change is None:
             self._last_change = now
             return
-        elapsed = now - self._last_change
+        elapsed = min(now - self._last_change, 1.0)
         if elapsed < 0.05:
             return
         self._last_change = now
-        step = self.increase * elapsed
-        if self._limit_seen is None or self._rate < 0.9 * self._limit_seen:
-            # Far below where the server objected: a quick, multiplicative climb.
-            step = max(step, self._rate * 0.5 * elapsed)
-        self._set_rate(min(self.ceiling, self._rate + step))
+        if now - self._last_wait > 1.0:
+            # Nobody waited for a token lately: the rate is not what limits the traffic, so
+            # raising it would only let it drift far above anything the server has seen.
+            return
+        below_limit = self._limit_seen is None or self._rate < 0.9 * self._limit_seen
+        growth = self.fast_increase if below_limit else self.increase
+        self._set_rate(min(self.ceiling, self._rate * (1.0 + growth * elapsed)))
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
         super().on_rate_limited(retry_after)

@@ -193,11 +193,13 @@ class Harvester:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._main, send)
                 try:
-                    with receive:
-                        yield receive
+                    yield receive
                 finally:
+                    # Cancel before the stream closes: closing first would wake the units
+                    # blocked on a full stream with BrokenResourceError instead of Cancelled.
                     tg.cancel_scope.cancel()
         finally:
+            receive.close()
             self._finish()
         if self._fatal is not None:
             raise self._fatal

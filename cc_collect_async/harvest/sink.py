@@ -35,8 +35,8 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.lives: list[Live] = []
-        self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.completed: list[Unit] = []
+        #: Records of every complete unit, in the order the units completed.
+        self.committed: dict[Unit, list[dict[str, Any]]] = {}
         self.failed: list[UnitResult] = []
         self.report: HarvestReport | None = None
         self._pending: dict[Unit, list[dict[str, Any]]] = defaultdict(list)
@@ -50,11 +50,19 @@ class MemorySink:
     async def unit_end(self, result: UnitResult) -> None:
         records = self._pending.pop(result.unit, [])
         if result.ok:
-            self.records[result.unit.kind].extend(records)
-            self.completed.append(result.unit)
+            self.committed[result.unit] = records
         else:
             self.failed.append(result)
 
     async def close(self, report: HarvestReport) -> None:
         self._pending.clear()
         self.report = report
+
+    def records(self, kind: str) -> list[tuple[Live, dict[str, Any]]]:
+        """Every committed record of ``kind`` with the live it belongs to."""
+        return [
+            (unit.live, record)
+            for unit, records in self.committed.items()
+            if unit.kind == kind
+            for record in records
+        ]
