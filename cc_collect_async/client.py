@@ -21,6 +21,7 @@ from .pagination import Paginated
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .thqs import Clock
+from .transport import HttpBackend
 
 __all__ = ["CollectClient"]
 
@@ -34,6 +35,9 @@ class CollectClient:
     Use it as an async context manager (or call :meth:`aclose`). One client shares one
     connection pool; pass your own ``http_client`` (never closed by us) or ``transport``
     (for tests: ``httpx.MockTransport``, ``httpx.ASGITransport``) to control the wire.
+    ``http_backend`` picks the engine otherwise: ``"auto"`` (the default) uses aiohttp under
+    asyncio when the ``fast`` extra is installed, which keeps its speed at high concurrency,
+    and httpx's own pool elsewhere.
 
     Single-object endpoints return a model; list endpoints return a list of models; paginated
     endpoints return a :class:`~cc_collect_async.pagination.Paginated`: ``await`` it for one
@@ -49,6 +53,7 @@ class CollectClient:
         base_url: str = DEFAULT_BASE_URL,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http_backend: HttpBackend = "auto",
         timeout: float = 30.0,
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
@@ -61,7 +66,10 @@ class CollectClient:
             raise ValueError("userid is empty")
         self._owns_http = http_client is None
         http = http_client or build_http_client(
-            max_connections=max_concurrency, timeout=timeout, transport=transport
+            max_connections=max_concurrency,
+            timeout=timeout,
+            transport=transport,
+            backend=http_backend,
         )
         self.requester = Requester(
             userid=userid,
@@ -183,7 +191,8 @@ class CollectClient:
         async def fetch(number: int, size: int) -> RawPage:
             return await self.fetch_page(name, number, size, method=method, **params)
 
-        size = length or ep.paging.max_length or 100
+        # An explicit 0 must reach validation (and be refused), not become the default.
+        size = length if length is not None else ep.paging.max_length or 100
         return Paginated(fetch, ep.model, page=page, length=size)
 
     async def _one(self, name: str, model: type[T], **params: object) -> T:

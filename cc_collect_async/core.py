@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from .errors import (
 )
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
+from .transport import HttpBackend, SelectingTransport
 
 try:  # orjson decodes a 20 KB page in less than half the time of json (DESIGN.md)
     import orjson
@@ -123,9 +125,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     if value is None:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "nan" parses as a float but is no wait at all; fall back to the backoff.
+        return None if math.isnan(seconds) else max(seconds, 0.0)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -164,7 +169,10 @@ def classify_reply(
     message = str(
         envelope.get("error_msg") or envelope.get("errorMsg") or envelope.get("error") or ""
     )
-    cls = _fail_error(message)
+    # Rollcall puts a code in "error" and prose in "errorMsg"; the prose may match no known
+    # wording (PROCESS_FAIL with "系统异常"), so classify on the code and the prose together.
+    code = str(envelope.get("error") or "")
+    cls = _fail_error(f"{code} {message}" if code and code != message else message)
     raise cls(
         f"the server answered FAIL: {message or 'no reason given'}", vendor_message=message, **where
     )
@@ -328,14 +336,16 @@ def build_http_client(
     max_connections: int,
     timeout: float,
     transport: httpx.AsyncBaseTransport | None = None,
+    backend: HttpBackend = "auto",
 ) -> httpx.AsyncClient:
     """The shared HTTP/1.1 client: pool as large as the concurrency cap, pool timeout as
-    long as the read timeout, so queueing happens in front of httpx, not inside it."""
+    long as the read timeout, so queueing happens in front of httpx, not inside it.
+    Without an explicit ``transport`` the engine is chosen by ``backend``."""
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     return httpx.AsyncClient(
-        transport=transport,
+        transport=transport or SelectingTransport(backend=backend, limits=limits),
         limits=limits,
         timeout=httpx.Timeout(timeout, pool=timeout),
         headers={"User-Agent": USER_AGENT},

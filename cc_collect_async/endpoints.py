@@ -52,12 +52,31 @@ class Param:
                 raise InvalidRequestError(
                     f"{self.name} must be an integer, not {value!r}"
                 ) from None
-        if self.format in ("date", "minute") and isinstance(value, date):
-            return _render_time(value, self.format)
+        if self.format in ("date", "minute"):
+            return _render_time(self.name, value, self.format)
         return str(value)
 
 
-def _render_time(value: date, fmt: ParamFormat) -> str:
+_TIME_INPUTS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+def _render_time(name: str, value: object, fmt: ParamFormat) -> str:
+    """Write a date parameter the way the vendor wants it; accept dates, datetimes (aware
+    ones are converted to Beijing time) and text in any of the vendor's formats."""
+    if isinstance(value, str):
+        text = value.strip()
+        for pattern in _TIME_INPUTS:
+            try:
+                value = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+        else:
+            raise InvalidRequestError(
+                f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DD HH:MM), not {value!r}"
+            )
+    if not isinstance(value, date):
+        raise InvalidRequestError(f"{name} must be a date or datetime, not {value!r}")
     if isinstance(value, datetime) and value.tzinfo is not None:
         value = value.astimezone(BEIJING)
     if fmt == "date":

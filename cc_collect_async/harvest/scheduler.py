@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -297,7 +297,7 @@ class Harvester:
             self._planning_done = True
         self._finished = self._fatal is None
 
-    async def _lives(self) -> AsyncIterator[Live]:
+    async def _lives(self) -> AsyncGenerator[Live, None]:
         if self._explicit is not None:
             seen: set[str] = set()
             for live in self._explicit:
