@@ -14,6 +14,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from .errors import DecodeError
 from .models import BEIJING
 
 __all__ = ["converter", "parse_beijing_time", "structure"]
@@ -65,6 +66,9 @@ def _make_converter() -> cattrs.Converter:
         inner: Any = make_dict_structure_fn(cls, conv, raw=override(omit=True))
 
         def structure_record(value: Mapping[str, Any], _: type) -> Any:
+            if not isinstance(value, Mapping):
+                # A list or a string would pass the generated code as a record of all None.
+                raise TypeError(f"a {cls.__name__} record must be an object, not {value!r:.60}")
             record = inner(value, cls)
             # Frozen classes: the raw dict is attached once, at construction time.
             object.__setattr__(record, "raw", value)
@@ -81,5 +85,14 @@ converter = _make_converter()
 
 
 def structure(value: Any, cls: type[T]) -> T:
-    """Structure a wire value into ``cls`` with the library's converter."""
-    return converter.structure(value, cls)
+    """Structure a wire value into ``cls`` with the library's converter.
+
+    A record that does not fit (a garbled timestamp, text where a number belongs) raises
+    :class:`~cc_collect_async.errors.DecodeError`, so callers catching ``CollectError`` see
+    every failure of a call, not cattrs' exception groups.
+    """
+    try:
+        return converter.structure(value, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        name = getattr(cls, "__name__", str(cls))
+        raise DecodeError(f"reply record does not fit {name}: {exc!r}") from exc

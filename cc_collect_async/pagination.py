@@ -50,7 +50,8 @@ async def walk_pages(fetch: FetchPage, *, page: int = 1, length: int) -> AsyncIt
     realignments = 0
     while True:
         reply = await fetch(page, length)
-        if reply.length != length:
+        # A length of 0 comes only with no items (an empty result): nothing to realign on.
+        if reply.length != length and reply.length > 0:
             # Pages were numbered by a length the server no longer uses: find the page that
             # holds the next unseen item under the reported length. On page 1 that is the
             # page just fetched (a server cap, the common case); later it means asking again.

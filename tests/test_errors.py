@@ -1,0 +1,380 @@
+"""Every way a call can fail maps to one typed error, retried or not, with its context.
+
+Table-driven over a real client whose wire is a respx router: each row is one server
+behaviour, repeated on every attempt, and the error class, retry flag, number of requests
+and the context the error must carry.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+import respx
+
+from cc_collect_async import (
+    AuthError,
+    CollectClient,
+    CollectError,
+    DecodeError,
+    InvalidRequestError,
+    RateLimitedError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+)
+
+MAX_ATTEMPTS = 3
+USERCOUNT = "/collect/live/usercount/"
+ROLLCALL = "/openapi/collect/rollcall/get"
+
+
+def _fail(message: str) -> dict[str, Any]:
+    return {"result": "FAIL", "data": None, "error_msg": message}
+
+
+@attrs.frozen
+class Case:
+    id: str
+    #: A response (status, headers, body) or an httpx exception class raised on every attempt.
+    reply: tuple[int, dict[str, str], bytes | dict[str, Any] | list[Any]] | type[Exception]
+    error: type[CollectError]
+    retryable: bool
+    status: int | None
+    vendor_message: str | None = None
+    #: The waits between attempts, when they are fixed by the reply (Retry-After).
+    sleeps: list[float] | None = None
+
+    @property
+    def requests(self) -> int:
+        return MAX_ATTEMPTS if self.retryable else 1
+
+
+CASES = [
+    Case("429-retry-after-seconds", (429, {"Retry-After": "7"}, b""), RateLimitedError,
+         True, 429, sleeps=[7.0, 7.0]),
+    Case("429-no-retry-after", (429, {}, b""), RateLimitedError, True, 429),
+    Case("fail-too-many-request", (200, {}, _fail("TOO_MANY_REQUEST")), RateLimitedError,
+         True, 200, "TOO_MANY_REQUEST"),
+    Case("fail-访问过于频繁", (200, {}, _fail("访问过于频繁")), RateLimitedError,
+         True, 200, "访问过于频繁"),
+    Case("http-500", (500, {}, b"oops"), ServerError, True, 500),
+    Case("http-502", (502, {}, b"<html>bad gateway</html>"), ServerError, True, 502),
+    Case("http-503", (503, {}, b""), ServerError, True, 503),
+    Case("fail-process-fail", (200, {}, _fail("PROCESS_FAIL")), ServerError,
+         True, 200, "PROCESS_FAIL"),
+    Case("fail-auth-signature", (200, {}, _fail("AUTH_FAIL: signature mismatch")), AuthError,
+         False, 200, "AUTH_FAIL: signature mismatch"),
+    Case("fail-auth-unknown-userid", (200, {}, _fail("AUTH_FAIL: unknown userid")), AuthError,
+         False, 200, "AUTH_FAIL: unknown userid"),
+    Case("fail-param-missing", (200, {}, _fail("PARAM_ERROR: missing parameter liveid")),
+         InvalidRequestError, False, 200, "PARAM_ERROR: missing parameter liveid"),
+    Case("http-404", (404, {}, b"not found"), InvalidRequestError, False, 404),
+    Case("http-400", (400, {}, b"bad request"), InvalidRequestError, False, 400),
+    Case("http-401", (401, {}, b""), AuthError, False, 401),
+    Case("http-403", (403, {}, b""), AuthError, False, 403),
+    Case("connect-error", httpx.ConnectError, TransportError, True, None),
+    Case("read-timeout", httpx.ReadTimeout, TransportError, True, None),
+    Case("connect-timeout", httpx.ConnectTimeout, TransportError, True, None),
+    Case("remote-protocol-error", httpx.RemoteProtocolError, TransportError, True, None),
+    Case("read-error", httpx.ReadError, TransportError, True, None),
+    Case("truncated-json", (200, {}, b'{"result": "OK", "data": {"livecou'), DecodeError,
+         True, 200),
+    Case("html-body", (200, {"Content-Type": "text/html"}, b"<html><body>502</body></html>"),
+         DecodeError, True, 200),
+    Case("empty-body", (200, {}, b""), DecodeError, True, 200),
+    Case("json-list-not-envelope", (200, {}, [1, 2, 3]), DecodeError, True, 200),
+    Case("json-object-not-envelope", (200, {}, {"livecount": 3}), DecodeError, True, 200),
+]  # fmt: skip
+
+
+def _responder(reply: Any) -> Any:
+    if isinstance(reply, type):
+        return reply  # respx raises the exception class with the request attached
+    status, headers, body = reply
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, bytes):
+            return httpx.Response(status, headers=headers, content=body)
+        return httpx.Response(status, headers=headers, json=body)
+
+    return respond
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_error_mapping(
+    case: Case,
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+    fake_time: Any,
+    userid: str,
+) -> None:
+    route = router.get(USERCOUNT).mock(side_effect=_responder(case.reply))
+    async with make_client(retry=RetryPolicy(max_attempts=MAX_ATTEMPTS)) as client:
+        with pytest.raises(CollectError) as info:
+            await client.user_count("L1")
+        stats = client.requester.stats
+    exc = info.value
+    assert type(exc) is case.error
+    assert exc.retryable is case.retryable
+    assert route.call_count == case.requests
+    assert exc.attempts == case.requests
+    assert exc.endpoint == "user_count"
+    assert exc.status == case.status
+    assert exc.vendor_message == case.vendor_message
+    assert exc.params == {"userid": userid, "liveid": "L1"}
+    assert len(fake_time.sleeps) == case.requests - 1
+    if case.sleeps is not None:
+        assert fake_time.sleeps == case.sleeps
+    assert (stats.requests, stats.retries, stats.failures) == (
+        case.requests,
+        case.requests - 1,
+        1,
+    )
+    assert stats.rate_limited == (case.requests if case.error is RateLimitedError else 0)
+
+
+def test_the_table_covers_every_error_class() -> None:
+    classes = {c.error for c in CASES}
+    assert classes == {
+        RateLimitedError,
+        ServerError,
+        AuthError,
+        InvalidRequestError,
+        TransportError,
+        DecodeError,
+    }
+
+
+@pytest.mark.parametrize(
+    ("cls", "retryable"),
+    [
+        (CollectError, False),
+        (AuthError, False),
+        (InvalidRequestError, False),
+        (RateLimitedError, True),
+        (ServerError, True),
+        (TransportError, True),
+        (DecodeError, True),
+    ],
+)
+def test_retryable_flags(cls: type[CollectError], retryable: bool) -> None:
+    assert cls("x").retryable is retryable
+    assert issubclass(cls, CollectError)
+
+
+# -- rollcall's envelope: {"result", "error", "data", "errorMsg"} -------------------------------
+
+
+def _rollcall_fail(code: str | None, message: str) -> dict[str, Any]:
+    return {"result": "FAIL", "error": code, "data": None, "errorMsg": message}
+
+
+ROLLCALL_CASES = [
+    ("auth", _rollcall_fail("AUTH_FAIL", "AUTH_FAIL: signature mismatch"), AuthError, 1,
+     "AUTH_FAIL: signature mismatch"),
+    ("too-many", _rollcall_fail("TOO_MANY_REQUEST", "TOO_MANY_REQUEST"), RateLimitedError,
+     MAX_ATTEMPTS, "TOO_MANY_REQUEST"),
+    # The code says what happened even when the prose matches no known wording.
+    ("too-many-prose", _rollcall_fail("TOO_MANY_REQUEST", "请求太多，请稍后再试"),
+     RateLimitedError, MAX_ATTEMPTS, "请求太多，请稍后再试"),
+    ("process-fail-prose", _rollcall_fail("PROCESS_FAIL", "系统异常"), ServerError,
+     MAX_ATTEMPTS, "系统异常"),
+    ("param", _rollcall_fail("PARAM_ERROR", "PARAM_ERROR: page_num"), InvalidRequestError, 1,
+     "PARAM_ERROR: page_num"),
+    ("message-only", _rollcall_fail(None, "访问过于频繁"), RateLimitedError, MAX_ATTEMPTS,
+     "访问过于频繁"),
+]  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("envelope", "error", "requests", "vendor_message"),
+    [case[1:] for case in ROLLCALL_CASES],
+    ids=[case[0] for case in ROLLCALL_CASES],
+)
+async def test_rollcall_fail_envelope(
+    envelope: dict[str, Any],
+    error: type[CollectError],
+    requests: int,
+    vendor_message: str,
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+    userid: str,
+) -> None:
+    route = router.post(ROLLCALL).respond(json=envelope)
+    async with make_client(retry=RetryPolicy(max_attempts=MAX_ATTEMPTS)) as client:
+        with pytest.raises(CollectError) as info:
+            await client.rollcall_records("LIVE1", page_num=50)
+    exc = info.value
+    assert type(exc) is error
+    assert route.call_count == requests == exc.attempts
+    assert exc.endpoint == "rollcall"
+    assert exc.status == 200
+    assert exc.vendor_message == vendor_message
+    assert exc.params == {
+        "account_id": userid,
+        "live_id": "LIVE1",
+        "page_index": 1,
+        "page_num": 50,
+    }
+
+
+# -- Retry-After -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_retry_after_http_date_is_honoured(
+    router: respx.Router, make_client: Callable[..., CollectClient], fake_time: Any
+) -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    header = email.utils.format_datetime(when, usegmt=True)
+    route = router.get(USERCOUNT).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": header}),
+            httpx.Response(200, json={"result": "OK", "data": {"livecount": 9}}),
+        ]
+    )
+    async with make_client() as client:
+        assert (await client.user_count("L1")).livecount == 9
+    assert route.call_count == 2
+    assert len(fake_time.sleeps) == 1
+    # The header has whole seconds, so the wait is 29-30 s; backoff would be under 1 s.
+    assert 28.0 <= fake_time.sleeps[0] <= 30.0
+
+
+@pytest.mark.anyio
+async def test_retry_after_date_in_the_past_means_retry_now(
+    router: respx.Router, make_client: Callable[..., CollectClient], fake_time: Any
+) -> None:
+    router.get(USERCOUNT).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+            httpx.Response(200, json={"result": "OK", "data": {"livecount": 1}}),
+        ]
+    )
+    async with make_client() as client:
+        await client.user_count("L1")
+    assert fake_time.sleeps == [0.0]
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_capped(
+    router: respx.Router, make_client: Callable[..., CollectClient], fake_time: Any
+) -> None:
+    route = router.get(USERCOUNT).respond(429, headers={"Retry-After": "3600"})
+    policy = RetryPolicy(max_attempts=3, max_retry_after=30.0, max_elapsed=1000.0)
+    async with make_client(retry=policy) as client:
+        with pytest.raises(RateLimitedError) as info:
+            await client.user_count("L1")
+    assert route.call_count == 3
+    assert fake_time.sleeps == [30.0, 30.0]
+    assert info.value.retry_after == 3600.0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("header", ["soon", "nan", "", "-5x"])
+async def test_broken_retry_after_falls_back_to_backoff(
+    header: str,
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+    fake_time: Any,
+) -> None:
+    router.get(USERCOUNT).respond(429, headers={"Retry-After": header})
+    policy = RetryPolicy(max_attempts=3, initial_backoff=0.5, jitter=0.0)
+    async with make_client(retry=policy) as client:
+        with pytest.raises(RateLimitedError):
+            await client.user_count("L1")
+    assert fake_time.sleeps == [0.5, 1.0]
+
+
+# -- recovery and context --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_transient_failures_then_success(
+    router: respx.Router, make_client: Callable[..., CollectClient], fake_time: Any
+) -> None:
+    route = router.get(USERCOUNT).mock(
+        side_effect=[
+            httpx.Response(503),
+            httpx.ConnectError("refused"),
+            httpx.Response(200, content=b'{"result": "OK", "da'),
+            httpx.Response(200, json=_fail("TOO_MANY_REQUEST")),
+            httpx.Response(200, json={"result": "OK", "data": {"livecount": 5}}),
+        ]
+    )
+    async with make_client(retry=RetryPolicy(max_attempts=5)) as client:
+        result = await client.user_count("L1")
+        stats = client.requester.stats
+    assert result.livecount == 5
+    assert route.call_count == 5
+    assert len(fake_time.sleeps) == 4
+    assert (stats.calls, stats.requests, stats.retries, stats.failures) == (1, 5, 4, 0)
+    assert stats.rate_limited == 1
+
+
+def test_error_params_never_hold_hash_or_time() -> None:
+    exc = ServerError("x", params={"userid": "U", "liveid": "L", "hash": "ABC", "time": 5})
+    assert exc.params == {"userid": "U", "liveid": "L"}
+
+
+def test_error_str_and_repr_carry_context() -> None:
+    exc = AuthError(
+        "the server answered FAIL: AUTH_FAIL",
+        endpoint="vote",
+        status=200,
+        vendor_message="AUTH_FAIL",
+        params={"roomid": "R"},
+    )
+    assert str(exc) == "the server answered FAIL: AUTH_FAIL [vote] (HTTP 200)"
+    text = repr(exc)
+    assert text.startswith("AuthError(")
+    assert "'vote'" in text and "'AUTH_FAIL'" in text and "'roomid': 'R'" in text
+    assert "AuthError: the server answered FAIL" in "".join(traceback.format_exception(exc))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "call", "body"),
+    [
+        (USERCOUNT, lambda c: c.user_count("L1"), {"result": "OK", "data": {"livecount": "many"}}),
+        (USERCOUNT, lambda c: c.user_count("L1"), {"result": "OK", "data": [1, 2]}),
+        (
+            "/collect/live/chat/record/",
+            lambda c: c.chat_records("R1", "L1"),
+            {"result": "OK", "data": [{"id": 1, "timestamp": "yesterday"}]},
+        ),
+        (
+            "/collect/live/chat/record/",
+            lambda c: c.chat_records("R1", "L1"),
+            {"result": "OK", "data": ["not a record"]},
+        ),
+        (
+            "/collect/vote/record",
+            lambda c: c.vote_records("R1"),
+            {"result": "OK", "data": [], "page_size": 1, "page_length": 20},
+        ),
+    ],
+    ids=["number-as-prose", "object-expected", "garbled-time", "record-not-object", "no-count"],
+)
+async def test_replies_that_do_not_fit_the_model_are_decode_errors(
+    path: str,
+    call: Callable[[CollectClient], Any],
+    body: dict[str, Any],
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+) -> None:
+    """An OK envelope whose data does not fit still ends in a CollectError, never in a
+    cattrs or KeyError a caller catching CollectError would miss."""
+    router.get(path).respond(json=body)
+    async with make_client() as client:
+        with pytest.raises(DecodeError):
+            await call(client)

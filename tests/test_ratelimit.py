@@ -1,0 +1,308 @@
+"""Rate limiters on a fake clock: the token bucket's schedule, pauses after "too fast", and
+the adaptive limiter's cuts and climbs. No real waiting: the limiter module's anyio clock and
+sleep are replaced by a fake whose sleep records the wait and moves the clock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import respx
+
+from cc_collect_async import (
+    AdaptiveRateLimiter,
+    CollectClient,
+    RateLimitedError,
+    RateLimiter,
+    RetryPolicy,
+)
+from cc_collect_async import ratelimit as ratelimit_module
+
+
+class FakeAnyio:
+    """Stands in for ``anyio`` inside the limiter module."""
+
+    def __init__(self, *, advance_on_sleep: bool = True) -> None:
+        self.now = 100.0
+        self.advance_on_sleep = advance_on_sleep
+        self.sleeps: list[float] = []
+
+    def current_time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.advance_on_sleep:
+            self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeAnyio:
+    fake = FakeAnyio()
+    monkeypatch.setattr(ratelimit_module, "anyio", fake)
+    return fake
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> FakeAnyio:
+    """A clock that does not move while callers sleep: shows the slots they reserved."""
+    fake = FakeAnyio(advance_on_sleep=False)
+    monkeypatch.setattr(ratelimit_module, "anyio", fake)
+    return fake
+
+
+def approx(values: list[float]) -> Any:
+    return pytest.approx(values, abs=1e-9)
+
+
+# -- RateLimiter -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_requests_are_spaced_by_the_rate(clock: FakeAnyio) -> None:
+    limiter = RateLimiter(rate=2.0)
+    released = []
+    for _ in range(5):
+        await limiter.acquire()
+        released.append(clock.now - 100.0)
+    assert released == approx([0.0, 0.5, 1.0, 1.5, 2.0])
+
+
+@pytest.mark.anyio
+async def test_concurrent_callers_reserve_consecutive_slots(frozen_clock: FakeAnyio) -> None:
+    limiter = RateLimiter(rate=4.0)
+    for _ in range(5):
+        await limiter.acquire()
+    # All arrive at the same instant: the first goes now, the others wait for their slot.
+    assert frozen_clock.sleeps == approx([0.25, 0.5, 0.75, 1.0])
+
+
+@pytest.mark.anyio
+async def test_burst_passes_at_once_then_the_rate_applies(frozen_clock: FakeAnyio) -> None:
+    limiter = RateLimiter(rate=1.0, burst=3)
+    for _ in range(5):
+        await limiter.acquire()
+    assert frozen_clock.sleeps == approx([1.0, 2.0])
+
+
+@pytest.mark.anyio
+async def test_idle_time_refills_the_burst_but_no_more(frozen_clock: FakeAnyio) -> None:
+    limiter = RateLimiter(rate=1.0, burst=3)
+    for _ in range(3):
+        await limiter.acquire()
+    frozen_clock.now += 1000.0  # a long pause does not bank more than `burst` tokens
+    for _ in range(4):
+        await limiter.acquire()
+    assert frozen_clock.sleeps == approx([1.0])
+
+
+@pytest.mark.anyio
+async def test_too_fast_pauses_every_caller(clock: FakeAnyio) -> None:
+    limiter = RateLimiter(rate=100.0)
+    await limiter.acquire()
+    limiter.on_rate_limited(retry_after=5.0)
+    assert limiter.rate_limited == 1
+    await limiter.acquire()
+    assert clock.sleeps == approx([5.0])
+    await limiter.acquire()
+    assert clock.sleeps == approx([5.0, 0.01])
+
+
+@pytest.mark.anyio
+async def test_too_fast_without_retry_after_does_not_pause(clock: FakeAnyio) -> None:
+    limiter = RateLimiter(rate=100.0)
+    limiter.on_rate_limited()
+    limiter.on_rate_limited(0.0)
+    assert limiter.rate_limited == 2
+    await limiter.acquire()
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst"), [(0.0, 1), (-1.0, 1), (math.inf, 1), (math.nan, 1), (1.0, 0)]
+)
+def test_bad_settings_are_refused(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(rate, burst)
+
+
+def test_repr() -> None:
+    assert repr(RateLimiter(2.5, burst=4)) == "RateLimiter(rate=2.5, burst=4)"
+
+
+# -- AdaptiveRateLimiter -----------------------------------------------------------------------
+
+
+def test_adaptive_starts_at_initial_within_ceiling() -> None:
+    assert AdaptiveRateLimiter(initial=10.0).rate == 10.0
+    assert AdaptiveRateLimiter(initial=50.0, ceiling=20.0).rate == 20.0
+
+
+def test_rate_is_cut_on_too_fast(clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, decrease=0.5)
+    limiter.on_rate_limited()
+    assert limiter.rate == 5.0
+    assert limiter.rate_limited == 1
+
+
+def test_one_cut_per_burst_of_rejections(clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, decrease=0.5)
+    for _ in range(8):  # requests already in flight all bounce at once
+        limiter.on_rate_limited()
+    assert limiter.rate == 5.0
+    assert limiter.rate_limited == 8
+    clock.now += 0.1  # still within the same round trip
+    limiter.on_rate_limited()
+    assert limiter.rate == 5.0
+    clock.now += 1.0  # a fresh rejection later is a new signal
+    limiter.on_rate_limited()
+    assert limiter.rate == 2.5
+
+
+def test_never_below_floor(clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, floor=0.5, decrease=0.5)
+    for _ in range(50):
+        clock.now += 10.0
+        limiter.on_rate_limited()
+        assert limiter.rate >= 0.5
+    assert limiter.rate == 0.5
+
+
+async def busy_second(limiter: AdaptiveRateLimiter, clock: FakeAnyio, seconds: float = 1.0) -> None:
+    """Let ``seconds`` pass, then send two requests at once so the second has to wait for its
+    token (the rate is what holds traffic back), then report a success."""
+    clock.now += seconds
+    await limiter.acquire()
+    await limiter.acquire()
+    limiter.on_success()
+
+
+@pytest.mark.anyio
+async def test_climbs_on_success_while_the_rate_binds(frozen_clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, ceiling=1000.0)
+    limiter.on_success()  # starts the clock of the climb
+    assert limiter.rate == 10.0
+    rates = []
+    for _ in range(5):
+        await busy_second(limiter, frozen_clock)
+        rates.append(limiter.rate)
+    assert rates[0] > 10.0
+    assert rates == sorted(set(rates))  # strictly increasing
+
+
+@pytest.mark.anyio
+async def test_no_climb_while_the_rate_does_not_bind(frozen_clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0)
+    limiter.on_success()
+    for _ in range(20):
+        frozen_clock.now += 1.0
+        await limiter.acquire()  # one request a second at 10/s: nobody waits
+        limiter.on_success()
+    assert frozen_clock.sleeps == []
+    assert limiter.rate == 10.0
+
+
+@pytest.mark.anyio
+async def test_a_long_gap_climbs_no_more_than_a_second(frozen_clock: FakeAnyio) -> None:
+    after_one_second = AdaptiveRateLimiter(initial=10.0)
+    after_one_second.on_success()
+    await busy_second(after_one_second, frozen_clock, 1.0)
+    after_an_hour = AdaptiveRateLimiter(initial=10.0)
+    after_an_hour.on_success()
+    await busy_second(after_an_hour, frozen_clock, 3600.0)
+    assert after_one_second.rate > 10.0
+    assert after_an_hour.rate == after_one_second.rate
+
+
+@pytest.mark.anyio
+async def test_successes_in_quick_succession_climb_no_faster(frozen_clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0)
+    limiter.on_success()
+    await busy_second(limiter, frozen_clock, 0.01)
+    for _ in range(100):
+        limiter.on_success()
+    assert limiter.rate == 10.0
+
+
+@pytest.mark.anyio
+async def test_never_above_ceiling(frozen_clock: FakeAnyio) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, ceiling=40.0)
+    limiter.on_success()
+    for _ in range(200):
+        await busy_second(limiter, frozen_clock)
+        assert limiter.rate <= 40.0
+    assert limiter.rate == 40.0
+
+
+@pytest.mark.anyio
+async def test_climb_is_quick_below_the_limit_seen_and_cautious_near_it(
+    frozen_clock: FakeAnyio,
+) -> None:
+    limiter = AdaptiveRateLimiter(initial=100.0, decrease=0.5)
+    limiter.on_success()
+    limiter.on_rate_limited()  # the server objected at 100/s
+    assert limiter.rate == 50.0
+    growth = []
+    for _ in range(40):
+        before = limiter.rate
+        await busy_second(limiter, frozen_clock)
+        growth.append(limiter.rate / before)
+    assert all(g > 1.0 for g in growth)  # it keeps probing upwards...
+    assert growth[0] > growth[-1]  # ...quickly far below the limit, cautiously near it
+    assert limiter.rate > 100.0
+
+
+@pytest.mark.anyio
+async def test_requester_reports_rejections_to_the_limiter(
+    clock: FakeAnyio,
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, decrease=0.5)
+    router.get("/collect/live/usercount/").respond(429, headers={"Retry-After": "3"})
+    async with make_client(rate_limiter=limiter, retry=RetryPolicy(max_attempts=2)) as client:
+        with pytest.raises(RateLimitedError):
+            await client.user_count("L1")
+    assert limiter.rate_limited == 2
+    # Two rejections 3 s apart are two signals: 10 -> 5 -> 2.5.
+    assert limiter.rate == 2.5
+    # The second attempt waited in the limiter for the server's Retry-After.
+    assert clock.sleeps == approx([3.0])
+
+
+@pytest.mark.anyio
+async def test_requester_reports_successes_to_the_limiter(
+    clock: FakeAnyio,
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+) -> None:
+    limiter = AdaptiveRateLimiter(initial=10.0, decrease=0.5)
+    router.get("/collect/live/usercount/").respond(json={"result": "OK", "data": {"livecount": 1}})
+    async with make_client(rate_limiter=limiter) as client:
+        await client.user_count("L1")
+        clock.now += 1.0
+        await client.user_count("L1")
+        await client.user_count("L1")  # back to back: waits for its token, the rate binds
+    assert clock.sleeps == approx([0.1])
+    assert limiter.rate > 10.0
+    assert limiter.rate_limited == 0
+
+
+@pytest.mark.anyio
+async def test_endpoint_limiters_apply_to_their_endpoint_only(
+    frozen_clock: FakeAnyio,
+    router: respx.Router,
+    make_client: Callable[..., CollectClient],
+) -> None:
+    chat_limiter = RateLimiter(rate=1.0)
+    router.route().respond(json={"result": "OK", "data": {"livecount": 1}})
+    async with make_client(endpoint_limiters={"chat": chat_limiter}) as client:
+        for _ in range(3):
+            await client.user_count("L1")
+    assert frozen_clock.sleeps == []
+    async with make_client(endpoint_limiters={"user_count": chat_limiter}) as client:
+        for _ in range(3):
+            await client.user_count("L1")
+    assert frozen_clock.sleeps == approx([1.0, 2.0])
