@@ -170,9 +170,11 @@ class CollectClient:
         """One page of a paginated endpoint, as the server reported it."""
         ep = endpoint(name)
         assert ep.paging is not None, f"{name} is not paginated"
-        params = {**params, ep.paging.page_param: page, ep.paging.length_param: length}
-        envelope = await self.requester.call(ep, params, method=method)
-        return ep.paging.read(envelope, name)
+        paging = ep.paging
+        params = {**params, paging.page_param: page, paging.length_param: length}
+        return await self.requester.request(
+            ep, params, method=method, read=lambda envelope: paging.read(envelope, name)
+        )
 
     def paginate(
         self,

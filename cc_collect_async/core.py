@@ -16,7 +16,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import attrs
@@ -95,7 +95,7 @@ _SERVER_MARKERS = ("process_fail", "系统繁忙", "server error", "internal err
 _AUTH_MARKERS = (
     "auth_fail",
     "hash",
-    "sign",
+    "signature",
     "签名",
     "验证",
     "unknown userid",
@@ -179,6 +179,11 @@ def classify_reply(
 
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+
+def _envelope(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope
 
 
 class Requester:
@@ -261,6 +266,21 @@ class Requester:
         method: str | None = None,
     ) -> dict[str, Any]:
         """Call ``endpoint`` with ``params``; return the OK envelope or raise CollectError."""
+        return await self.request(endpoint, params, method=method, read=_envelope)
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, object],
+        *,
+        read: Callable[[dict[str, Any]], T],
+        method: str | None = None,
+    ) -> T:
+        """Call ``endpoint`` and return ``read(envelope)``.
+
+        ``read`` runs inside the retry loop: an OK envelope that ``read`` finds garbled (a
+        page without its pagination fields) is retried like a truncated body, never passed on.
+        """
         wire = endpoint.prepare(self.userid, params)
         self.stats.calls += 1
         limiters = self._limiters(endpoint)
@@ -270,6 +290,12 @@ class Requester:
             attempt += 1
             try:
                 envelope = await self._attempt(endpoint, wire, method or endpoint.method, limiters)
+                try:
+                    result = read(envelope)
+                except DecodeError as exc:
+                    raise DecodeError(
+                        exc.message, endpoint=endpoint.name, status=200, params=wire
+                    ) from None
             except CollectError as exc:
                 exc.attempts = attempt
                 if isinstance(exc, RateLimitedError):
@@ -294,7 +320,7 @@ class Requester:
                 continue
             for limiter in limiters:
                 limiter.on_success()
-            return envelope
+            return result
 
     async def _attempt(
         self,

@@ -93,7 +93,9 @@ class AdaptiveRateLimiter(RateLimiter):
         increase: float = 0.05,
         fast_increase: float = 0.5,
     ) -> None:
-        super().__init__(min(initial, ceiling), burst)
+        if not 0 < floor <= ceiling:
+            raise ValueError(f"need 0 < floor <= ceiling, not floor={floor} ceiling={ceiling}")
+        super().__init__(min(max(initial, floor), ceiling), burst)
         self.ceiling = ceiling
         self.floor = floor
         self.decrease = decrease

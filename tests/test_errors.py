@@ -75,6 +75,9 @@ CASES = [
          False, 200, "AUTH_FAIL: unknown userid"),
     Case("fail-param-missing", (200, {}, _fail("PARAM_ERROR: missing parameter liveid")),
          InvalidRequestError, False, 200, "PARAM_ERROR: missing parameter liveid"),
+    # "assigned" contains "sign": a word inside another is no signature complaint.
+    Case("fail-unknown-wording", (200, {}, _fail("room not assigned to this live")),
+         InvalidRequestError, False, 200, "room not assigned to this live"),
     Case("http-404", (404, {}, b"not found"), InvalidRequestError, False, 404),
     Case("http-400", (400, {}, b"bad request"), InvalidRequestError, False, 400),
     Case("http-401", (401, {}, b""), AuthError, False, 401),

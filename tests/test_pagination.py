@@ -362,3 +362,32 @@ async def test_property_each_item_once_whatever_the_server_length(
         assert max(page for page, _ in fetch.asked[len(lengths) * repeat :]) <= max(
             1, math.ceil(n / final)
         )
+
+
+@pytest.mark.anyio
+async def test_a_page_without_its_pagination_fields_is_retried_not_passed_on(
+    router: respx.Router, make_client: Callable[..., CollectClient]
+) -> None:
+    garbled = {"result": "OK", "data": votes(2), "error_msg": ""}  # no page_size/page_count
+    whole = {**garbled, "page_size": 1, "page_length": 20, "page_count": 1}
+    route = router.get(VOTE).mock(
+        side_effect=[httpx.Response(200, json=garbled), httpx.Response(200, json=whole)]
+    )
+    async with make_client() as client:
+        page = await client.vote_records("R1", liveid="L1")
+    assert vote_ids(page.items) == expected_ids(0, 2)
+    assert route.call_count == 2
+
+
+@pytest.mark.anyio
+async def test_a_page_that_stays_garbled_fails_as_a_decode_error_with_context(
+    router: respx.Router, make_client: Callable[..., CollectClient]
+) -> None:
+    garbled = {"result": "OK", "data": votes(2), "error_msg": ""}
+    route = router.get(VOTE).mock(return_value=httpx.Response(200, json=garbled))
+    async with make_client() as client:
+        with pytest.raises(DecodeError) as caught:
+            await client.vote_records("R1", liveid="L1")
+    assert route.call_count == client.requester.retry.max_attempts
+    assert caught.value.attempts == route.call_count
+    assert caught.value.endpoint == "vote" and caught.value.params["roomid"] == "R1"
