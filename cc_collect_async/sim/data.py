@@ -20,7 +20,7 @@ import math
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -175,7 +175,7 @@ class Truth:
         }
 
 
-def record_key(kind: str, liveid: str, record: Record) -> RecordKey:
+def record_key(kind: str, liveid: str, record: Mapping[str, Any]) -> RecordKey:
     """The natural key of one wire record, prefixed by its live: what :class:`Truth` holds.
 
     Exposed so a test or the demo can compute the same keys from what it harvested.
