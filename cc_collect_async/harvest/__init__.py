@@ -1,6 +1,7 @@
 """The nightly harvest: every record of every kind for many lives at once."""
 
 from .events import Batch, Progress, UnitResult
+from .outdir import DirectorySink, HarvestRequest, OutputError, read_manifest, read_records
 from .plan import ALL_KINDS, DEFAULT_KINDS, KINDS, Kind, Live, Unit, Window, parse_kinds
 from .report import HarvestReport, KindCounts, UnitProblem
 from .scheduler import Event, Harvester
@@ -11,13 +12,16 @@ __all__ = [
     "DEFAULT_KINDS",
     "KINDS",
     "Batch",
+    "DirectorySink",
     "Event",
     "HarvestReport",
+    "HarvestRequest",
     "Harvester",
     "Kind",
     "KindCounts",
     "Live",
     "MemorySink",
+    "OutputError",
     "Progress",
     "Sink",
     "Unit",
@@ -25,4 +29,6 @@ __all__ = [
     "UnitResult",
     "Window",
     "parse_kinds",
+    "read_manifest",
+    "read_records",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,13 +56,18 @@ def _beijing(value: datetime) -> datetime:
     return value.astimezone(BEIJING) if value.tzinfo else value.replace(tzinfo=BEIJING)
 
 
+def _rooms(rooms: Iterable[str]) -> tuple[str, ...]:
+    # A typed converter: with a bare ``converter=tuple`` mypy rejects every argument.
+    return tuple(rooms)
+
+
 @attrs.frozen
 class Window:
     """Lives that started in ``[since, until)`` (Beijing time), optionally only some rooms."""
 
     since: datetime = attrs.field(converter=_beijing)
     until: datetime = attrs.field(converter=_beijing)
-    rooms: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    rooms: tuple[str, ...] = attrs.field(default=(), converter=_rooms)
 
     def __attrs_post_init__(self) -> None:
         if self.since >= self.until:

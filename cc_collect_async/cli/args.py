@@ -1,0 +1,498 @@
+"""The command line's grammar: the parser, the value parsers, and the checked options.
+
+Everything a command needs arrives as one frozen options object; every mistake a person can
+make on the command line (or in the environment) becomes a :class:`UsageError` with a
+one-line message, before any request is sent and before any file is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import attrs
+
+from .. import __version__
+from ..core import DEFAULT_BASE_URL
+from ..endpoints import ENDPOINTS
+from ..harvest import ALL_KINDS, DEFAULT_KINDS, Window, parse_kinds
+from ..harvest.outdir import FORMATS, Format, HarvestRequest
+from ..models import BEIJING
+
+__all__ = [
+    "CallOptions",
+    "Credentials",
+    "DemoOptions",
+    "HarvestOptions",
+    "LivesOptions",
+    "UsageError",
+    "build_parser",
+    "default_out",
+    "parse_kinds_option",
+    "parse_live",
+    "parse_when",
+]
+
+ENV_USERID = "CC_USERID"
+ENV_API_KEY = "CC_API_KEY"
+ENV_BASE_URL = "CC_BASE_URL"
+
+_WHEN_LAYOUTS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the environment (exit code 2)."""
+
+
+# -- value parsers (argparse ``type=``): a ValueError/ArgumentTypeError names the value -----
+
+
+def parse_when(text: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight) or ``YYYY-MM-DD HH:MM``, naive Beijing time."""
+    for layout in _WHEN_LAYOUTS:
+        try:
+            return datetime.strptime(text.strip(), layout)
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(
+        f"expected a Beijing time as YYYY-MM-DD or 'YYYY-MM-DD HH:MM', got {text!r}"
+    )
+
+
+def parse_kinds_option(text: str) -> tuple[str, ...]:
+    """A comma list of kinds, or ``all``."""
+    if text.strip() == "all":
+        return ALL_KINDS
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_live(text: str) -> tuple[str, str]:
+    """``ROOMID:LIVEID``."""
+    roomid, sep, liveid = text.partition(":")
+    if not sep or not roomid.strip() or not liveid.strip():
+        raise argparse.ArgumentTypeError(f"expected ROOMID:LIVEID, got {text!r}")
+    return roomid.strip(), liveid.strip()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# -- checked options -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Credentials:
+    """Who to be and where to go. The key never appears in a repr."""
+
+    userid: str
+    api_key: str = attrs.field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+
+    @classmethod
+    def resolve(
+        cls,
+        userid: str | None,
+        api_key: str | None,
+        base_url: str | None,
+        environ: Mapping[str, str],
+    ) -> Credentials:
+        userid = userid or environ.get(ENV_USERID, "")
+        api_key = api_key or environ.get(ENV_API_KEY, "")
+        missing = [
+            f"{name} (or {flag})"
+            for name, flag, value in (
+                (ENV_USERID, "--userid", userid),
+                (ENV_API_KEY, "--api-key", api_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise UsageError(f"no credentials: set {' and '.join(missing)}")
+        base_url = base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        if not base_url.startswith(("http://", "https://")):
+            raise UsageError(f"the base URL must start with http:// or https://, not {base_url!r}")
+        return cls(userid.strip(), api_key.strip(), base_url)
+
+
+@attrs.frozen(kw_only=True)
+class Display:
+    quiet: bool = False
+    verbose: int = 0
+    json: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class HarvestOptions:
+    credentials: Credentials
+    request: HarvestRequest
+    out: Path
+    concurrency: int | None = None
+    rate: float | None = None
+    display: Display = Display()
+    #: Starting rate of the adaptive limiter (the demo starts high; the sim has no limit).
+    initial_rate: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LivesOptions:
+    credentials: Credentials
+    window: Window
+    display: Display = Display()
+
+
+@attrs.frozen(kw_only=True)
+class CallOptions:
+    credentials: Credentials
+    endpoint: str
+    params: dict[str, str]
+    method: str | None = None
+    display: Display = Display()
+
+
+@attrs.frozen(kw_only=True)
+class DemoOptions:
+    out: Path
+    format: Format = "jsonl"
+    display: Display = Display()
+
+
+def default_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Yesterday, midnight to midnight, Beijing time: the nightly case."""
+    today = (now or datetime.now(BEIJING)).astimezone(BEIJING).date()
+    until = datetime.combine(today, datetime.min.time())
+    return until - timedelta(days=1), until
+
+
+def resolve_window(
+    since: datetime | None,
+    until: datetime | None,
+    rooms: Sequence[str],
+    now: datetime | None = None,
+) -> Window:
+    """The window from ``--since``/``--until``: missing ``until`` is today 00:00, missing
+    ``since`` is one day before ``until``."""
+    if until is None:
+        until = default_window(now)[1]
+    if since is None:
+        since = until - timedelta(days=1)
+    if since >= until:
+        fmt = "%Y-%m-%d %H:%M"
+        raise UsageError(
+            f"--since ({since.strftime(fmt)}) must be before --until ({until.strftime(fmt)}); "
+            "until is exclusive"
+        )
+    return Window(since, until, tuple(dict.fromkeys(rooms)))
+
+
+def default_out(request: HarvestRequest) -> Path:
+    """``cc-harvest-2026-11-01`` for one whole day, ``cc-harvest-<since>_<until>`` else."""
+    window = request.window
+    if window is None:
+        return Path("cc-harvest-lives")
+
+    def stamp(moment: datetime) -> str:
+        if moment.time() == datetime.min.time():
+            return moment.strftime("%Y-%m-%d")
+        return moment.strftime("%Y-%m-%dT%H%M")
+
+    since, until = window.since, window.until
+    whole_day = since.time() == until.time() == datetime.min.time()
+    if whole_day and until - since == timedelta(days=1):
+        return Path(f"cc-harvest-{stamp(since)}")
+    return Path(f"cc-harvest-{stamp(since)}_{stamp(until)}")
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Harvest the CC live-streaming "collect" statistics API: every chat line, enter/exit record,
+vote, answer card and roll-call answer of every live in a window, into files.
+
+Credentials come from CC_USERID and CC_API_KEY (and CC_BASE_URL for another server);
+--userid/--api-key/--base-url override them. Times are Beijing time.
+"""
+
+_EXIT_CODES = """\
+exit codes:
+  0    every unit complete (or nothing left to do)
+  1    some units failed (listed on stderr and in manifest.json); rerun to retry them
+  2    usage or configuration error (bad option, missing credentials, wrong --out)
+  3    authentication rejected (check CC_USERID / CC_API_KEY)
+  4    output error (--out not writable, disk full, directory in use)
+  130  interrupted (complete units were committed; rerun to finish)
+"""
+
+_HARVEST_EPILOG = f"""\
+kinds: {", ".join(ALL_KINDS)} (or "all"); default {",".join(DEFAULT_KINDS)}
+
+The output directory holds lives.jsonl, one <kind>.jsonl (or .parquet) per kind and
+manifest.json. Each (live, kind) unit is committed atomically: rerun the same command after
+a crash, a kill or failed units and only the missing units are fetched; rerunning a finished
+harvest does nothing.
+
+{_EXIT_CODES}"""
+
+
+def _credential_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("credentials and server")
+    group.add_argument("--userid", metavar="ID", help=f"account id (default ${ENV_USERID})")
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"API key (default ${ENV_API_KEY}; prefer the variable: a command line is "
+        "visible to other users of the machine)",
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"API base URL (default ${ENV_BASE_URL}, else {DEFAULT_BASE_URL})",
+    )
+    return parent
+
+
+def _display_options(*, json_flag: bool) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("output")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress or summary (errors still shown)"
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log retries and failures to stderr (-vv: every request)",
+    )
+    if json_flag:
+        group.add_argument(
+            "--json", action="store_true", help="print manifest.json to stdout at the end"
+        )
+    return parent
+
+
+def _window_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("window (Beijing time; default: yesterday)")
+    group.add_argument(
+        "--since",
+        type=parse_when,
+        metavar="WHEN",
+        help="lives that started at or after WHEN (YYYY-MM-DD or 'YYYY-MM-DD HH:MM')",
+    )
+    group.add_argument(
+        "--until",
+        type=parse_when,
+        metavar="WHEN",
+        help="... and before WHEN (exclusive; default today 00:00)",
+    )
+    group.add_argument(
+        "--room",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this room (repeatable; default all rooms)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cc-collect",
+        description=_DESCRIPTION,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    creds = _credential_options()
+
+    harvest = commands.add_parser(
+        "harvest",
+        parents=[creds, _display_options(json_flag=True)],
+        help="fetch every record of a window's lives into a directory",
+        description="Fetch every record of the chosen kinds for every live in a window\n"
+        "(or for the lives named with --live) into --out.",
+        epilog=_HARVEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _window_options(harvest)
+    what = harvest.add_argument_group("what and where")
+    what.add_argument(
+        "--live",
+        action="append",
+        default=[],
+        type=parse_live,
+        metavar="ROOMID:LIVEID",
+        help="harvest this live instead of a window (repeatable)",
+    )
+    what.add_argument(
+        "--kinds",
+        type=parse_kinds_option,
+        default=DEFAULT_KINDS,
+        metavar="LIST",
+        help=f"comma list of kinds (default {','.join(DEFAULT_KINDS)}; 'all' for every kind)",
+    )
+    what.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output directory (default ./cc-harvest-<window>)",
+    )
+    what.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="record files as JSON lines (default) or Parquet (needs the parquet extra)",
+    )
+    pace = harvest.add_argument_group("pace")
+    pace.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="requests in flight at once (default 8)",
+    )
+    pace.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="R",
+        help="requests per second (default: adaptive, slows down when the server says so)",
+    )
+
+    lives = commands.add_parser(
+        "lives",
+        parents=[creds, _display_options(json_flag=False)],
+        help="list the lives of a window as JSON lines",
+        description="Print the lives that started in a window, one JSON object per line.",
+    )
+    _window_options(lives)
+
+    endpoints = "\n".join(f"  {name:<13} {e.summary}" for name, e in ENDPOINTS.items())
+    call = commands.add_parser(
+        "call",
+        parents=[creds, _display_options(json_flag=False)],
+        help="call one endpoint and print its JSON envelope",
+        description="Call one endpoint by its table name and print the reply's envelope.",
+        epilog=f"endpoints:\n{endpoints}\n\nexample: cc-collect call chat roomid=R liveid=L",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    call.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name (see below)")
+    call.add_argument("params", nargs="*", metavar="KEY=VALUE", help="request parameters")
+    call.add_argument("--method", choices=("GET", "POST"), help="override the HTTP method")
+
+    commands.add_parser(
+        "sim",
+        add_help=False,
+        help="run the simulator on loopback (see: cc-collect sim --help)",
+        description="Run the collect API simulator on loopback until Ctrl-C.",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[_display_options(json_flag=True)],
+        help="harvest from a local simulator and check the files against its truth",
+        description="Start the simulator on a free loopback port (with a little latency and "
+        "a few injected faults), harvest its sample window (all kinds) and verify the files "
+        "against the simulator's ground truth. Takes a few seconds.",
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("cc-demo"), metavar="DIR", help="default ./cc-demo"
+    )
+    demo.add_argument("--format", choices=FORMATS, default="jsonl")
+    return parser
+
+
+def _display(ns: argparse.Namespace) -> Display:
+    return Display(
+        quiet=bool(ns.quiet), verbose=int(ns.verbose), json=bool(getattr(ns, "json", False))
+    )
+
+
+def _credentials(ns: argparse.Namespace, environ: Mapping[str, str]) -> Credentials:
+    return Credentials.resolve(ns.userid, ns.api_key, ns.base_url, environ)
+
+
+def harvest_options(
+    ns: argparse.Namespace,
+    environ: Mapping[str, str] = os.environ,
+    now: datetime | None = None,
+) -> HarvestOptions:
+    lives: list[tuple[str, str]] = list(dict.fromkeys(ns.live))
+    if lives and (ns.since or ns.until or ns.room):
+        raise UsageError("--live names the lives to harvest: leave out --since, --until, --room")
+    window = None if lives else resolve_window(ns.since, ns.until, ns.room, now)
+    request = HarvestRequest(kinds=ns.kinds, window=window, lives=tuple(lives), format=ns.format)
+    if request.format == "parquet":
+        _require_parquet()
+    credentials = _credentials(ns, environ)
+    return HarvestOptions(
+        credentials=credentials,
+        request=request,
+        out=ns.out or default_out(request),
+        concurrency=ns.concurrency,
+        rate=ns.rate,
+        display=_display(ns),
+    )
+
+
+def lives_options(
+    ns: argparse.Namespace,
+    environ: Mapping[str, str] = os.environ,
+    now: datetime | None = None,
+) -> LivesOptions:
+    window = resolve_window(ns.since, ns.until, ns.room, now)
+    return LivesOptions(credentials=_credentials(ns, environ), window=window, display=_display(ns))
+
+
+def call_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> CallOptions:
+    if ns.endpoint not in ENDPOINTS:
+        raise UsageError(f"unknown endpoint {ns.endpoint!r}; choose from {', '.join(ENDPOINTS)}")
+    params: dict[str, str] = {}
+    for item in ns.params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected KEY=VALUE, got {item!r}")
+        params[key] = value
+    return CallOptions(
+        credentials=_credentials(ns, environ),
+        endpoint=ns.endpoint,
+        params=params,
+        method=ns.method,
+        display=_display(ns),
+    )
+
+
+def demo_options(ns: argparse.Namespace) -> DemoOptions:
+    if ns.format == "parquet":
+        _require_parquet()
+    return DemoOptions(out=ns.out, format=ns.format, display=_display(ns))
+
+
+def _require_parquet() -> None:
+    from ..harvest.parquet import ParquetUnavailableError, require_pyarrow
+
+    try:
+        require_pyarrow()
+    except ParquetUnavailableError as exc:
+        raise UsageError(str(exc)) from None

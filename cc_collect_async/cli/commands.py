@@ -1,0 +1,371 @@
+"""The commands: each turns checked options into library calls and an exit code.
+
+Nothing here decides what to fetch or how to store it; that is the harvest package's job
+(:class:`~cc_collect_async.harvest.Harvester`,
+:class:`~cc_collect_async.harvest.outdir.DirectorySink`). What lives here is the wiring:
+which messages a person sees, which error means which exit code, and how Ctrl-C ends a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import Any, BinaryIO, TextIO
+
+import anyio
+
+from .. import CollectClient
+from ..errors import AuthError, CollectError, InvalidRequestError
+from ..harvest import Harvester
+from ..harvest.outdir import (
+    DifferentHarvestError,
+    DirectorySink,
+    NotAHarvestDirectoryError,
+    OutputError,
+    encode_line,
+)
+from .args import CallOptions, Credentials, HarvestOptions, LivesOptions, UsageError
+from .exits import ExitCode, find_error
+from .interrupt import cancel_on_signal
+from .progress import failure_lines, follow, format_duration, progress_view, summary_table
+
+__all__ = ["configure_logging", "run_call", "run_harvest", "run_lives", "run_sim"]
+
+_LOGGER = "cc_collect_async"
+
+
+def configure_logging(verbose: int, stream: TextIO) -> None:
+    """``-v``: retries and failures; ``-vv``: every request. Otherwise the library stays
+    silent (its warnings would repeat what the failure list says, and break the display)."""
+    logger = logging.getLogger(_LOGGER)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    if verbose:
+        shown = logging.StreamHandler(stream)
+        shown.setFormatter(logging.Formatter("cc-collect: %(levelname)s %(message)s"))
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        logger.addHandler(shown)
+    else:
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+def _say(stream: TextIO, text: str) -> None:
+    print(text, file=stream, flush=True)
+
+
+def _error(stream: TextIO, text: object) -> None:
+    # One line, always: cron mails it, people grep it.
+    print(f"cc-collect: error: {' '.join(str(text).split())}", file=stream, flush=True)
+
+
+def _auth_message(credentials: Credentials, exc: AuthError) -> str:
+    return (
+        f"authentication rejected by {credentials.base_url} ({exc.vendor_message or exc}); "
+        "check CC_USERID and CC_API_KEY"
+    )
+
+
+def _client(credentials: Credentials, concurrency: int | None = None) -> CollectClient:
+    return CollectClient(
+        credentials.userid,
+        credentials.api_key,
+        base_url=credentials.base_url,
+        max_concurrency=concurrency or 8,
+    )
+
+
+def _print_json(stdout: TextIO, data: Any) -> None:
+    stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    stdout.flush()
+
+
+# -- harvest -------------------------------------------------------------------------------
+
+
+def run_harvest(
+    options: HarvestOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
+) -> ExitCode:
+    # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
+    stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
+    """``cc-collect harvest``: the whole run, from opening ``--out`` to the exit code."""
+    sink = DirectorySink(
+        options.out,
+        options.request,
+        source={"base_url": options.credentials.base_url, "userid": options.credentials.userid},
+    )
+    try:
+        sink.open()
+    except (DifferentHarvestError, NotAHarvestDirectoryError) as exc:
+        _error(stderr, exc)
+        return ExitCode.USAGE
+    except OutputError as exc:
+        _error(stderr, exc)
+        return ExitCode.OUTPUT
+    try:
+        return anyio.run(_harvest, options, sink, stderr, stdout, backend="asyncio")
+    finally:
+        sink.release()
+
+
+async def _harvest(
+    options: HarvestOptions, sink: DirectorySink, stderr: TextIO, stdout: TextIO
+) -> ExitCode:
+    display = options.display
+    quiet = display.quiet
+    where = str(options.out)
+    if sink.already_complete:
+        manifest = sink.manifest or {}
+        if not quiet:
+            _say(
+                stderr,
+                f"cc-collect: {where} already holds this harvest, complete "
+                f"({int(manifest.get('records') or 0):,} records of "
+                f"{int(manifest.get('lives') or 0):,} lives, finished "
+                f"{manifest.get('finished_at')}); nothing to do",
+            )
+        if display.json:
+            _print_json(stdout, manifest)
+        return ExitCode.OK
+    request = options.request
+    if not quiet:
+        _say(
+            stderr,
+            f"cc-collect: harvesting {request.describe()}; kinds {','.join(request.kinds)}; "
+            f"into {where}",
+        )
+        if sink.skip:
+            _say(stderr, f"cc-collect: resuming: {len(sink.skip):,} units already committed")
+
+    extra: dict[str, Any] = {}
+    if options.initial_rate is not None:
+        extra["initial_rate"] = options.initial_rate
+    error: BaseException | None = None
+    interrupted = False
+    async with _client(options.credentials, options.concurrency) as client:
+        harvester = Harvester(
+            client,
+            window=request.window,
+            lives=request.lives or None,
+            kinds=request.kinds,
+            rate=options.rate,
+            concurrency=options.concurrency,
+            skip=sink.skip,
+            **extra,
+        )
+        view = progress_view(
+            stderr,
+            quiet=quiet,
+            verbose=display.verbose,
+            kinds=request.kinds,
+            skipped_by_kind=Counter(kind for _, kind in sink.skip),
+        )
+
+        def notice(signum: int) -> None:
+            name = signal.Signals(signum).name
+            _say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
+
+        def abandon() -> None:
+            _say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
+
+        try:
+            async with anyio.create_task_group() as outer:
+                work = anyio.CancelScope()
+                await outer.start(cancel_on_signal, work, notice, abandon)
+                with work:
+                    async with anyio.create_task_group() as inner:
+                        inner.start_soon(follow, harvester, view)
+                        try:
+                            await harvester.run(sink)
+                        finally:
+                            inner.cancel_scope.cancel()
+                interrupted = work.cancel_called
+                outer.cancel_scope.cancel()
+        except Exception as exc:  # anyio wraps errors in exception groups; sorted out below
+            error = exc
+        view.finish(harvester.progress(), harvester.units_skipped)
+    report = harvester.report
+
+    auth = find_error(error, AuthError) if error else None
+    output = (find_error(error, OutputError) or find_error(error, OSError)) if error else None
+    if error is not None and auth is None and output is None:
+        raise error  # a bug, not a condition: keep the traceback
+
+    manifest = sink.manifest or {}
+    if not quiet and manifest and auth is None and output is None:
+        _say(stderr, summary_table(manifest))
+    for line in failure_lines(manifest):
+        _say(stderr, line)
+    if display.json and manifest:
+        _print_json(stdout, manifest)
+
+    units = manifest.get("units") or {}
+    done, expected = int(units.get("done") or 0), int(units.get("expected") or 0)
+    if auth is not None:
+        _error(stderr, _auth_message(options.credentials, auth))
+        return ExitCode.AUTH
+    if output is not None:
+        _error(stderr, output)
+        return ExitCode.OUTPUT
+    if interrupted or report.cancelled:
+        _say(
+            stderr,
+            f"cc-collect: interrupted: {done:,} of {expected:,}+ units committed in {where}; "
+            "run the same command again to finish",
+        )
+        return ExitCode.INTERRUPTED
+    if report.failures:
+        _say(
+            stderr,
+            f"cc-collect: incomplete: {len(report.failures):,} units failed; "
+            "run the same command again to retry them",
+        )
+        return ExitCode.UNITS_FAILED
+    if not quiet:
+        issues = manifest.get("issues") or []
+        if issues:
+            _say(stderr, f"cc-collect: note: {len(issues):,} completeness issue(s) in manifest")
+        _say(
+            stderr,
+            f"cc-collect: complete: {int(manifest.get('records') or 0):,} records in {where} "
+            f"({format_duration(report.duration)})",
+        )
+    return ExitCode.OK
+
+
+# -- lives ---------------------------------------------------------------------------------
+
+
+def _binary_stdout(stdout: TextIO) -> BinaryIO:
+    buffer: BinaryIO = getattr(stdout, "buffer", None) or sys.stdout.buffer
+    return buffer
+
+
+def run_lives(
+    options: LivesOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
+) -> ExitCode:
+    # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
+    stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
+    """``cc-collect lives``: one JSON line per live of the window, on stdout."""
+    return anyio.run(_lives, options, stderr, stdout, backend="asyncio")
+
+
+async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
+    window = options.window
+    out = _binary_stdout(stdout)
+    seen: set[str] = set()
+    async with _client(options.credentials) as client:
+        try:
+            for room in window.rooms or (None,):
+                pages = client.paginate(
+                    "lives",
+                    length=100,
+                    start_time=window.since,
+                    end_time=window.until,
+                    roomid=room,
+                )
+                async for page in pages.raw_pages():
+                    lines = []
+                    for item in page.items:
+                        liveid = str(item.get("liveid"))
+                        if liveid not in seen:
+                            seen.add(liveid)
+                            lines.append(encode_line(item))
+                    out.write(b"".join(lines))
+                    out.flush()
+        except AuthError as exc:
+            _error(stderr, _auth_message(options.credentials, exc))
+            return ExitCode.AUTH
+        except CollectError as exc:
+            _error(stderr, f"listing lives failed: {exc}")
+            return ExitCode.UNITS_FAILED
+    if not options.display.quiet:
+        _say(stderr, f"cc-collect: {len(seen):,} lives")
+    return ExitCode.OK
+
+
+# -- call ----------------------------------------------------------------------------------
+
+
+def run_call(
+    options: CallOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
+) -> ExitCode:
+    # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
+    stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
+    """``cc-collect call``: one endpoint, its OK envelope pretty-printed on stdout."""
+    return anyio.run(_call, options, stderr, stdout, backend="asyncio")
+
+
+async def _call(options: CallOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
+    async with _client(options.credentials) as client:
+        try:
+            envelope = await client.call(options.endpoint, method=options.method, **options.params)
+        except AuthError as exc:
+            _error(stderr, _auth_message(options.credentials, exc))
+            return ExitCode.AUTH
+        except InvalidRequestError as exc:
+            if exc.attempts == 0:  # refused before sending: the command line is wrong
+                raise UsageError(str(exc)) from None
+            _error(stderr, exc)
+            return ExitCode.UNITS_FAILED
+        except CollectError as exc:
+            _error(stderr, exc)
+            return ExitCode.UNITS_FAILED
+    _print_json(stdout, envelope)
+    return ExitCode.OK
+
+
+# -- sim -----------------------------------------------------------------------------------
+
+
+def run_sim(argv: Sequence[str], *, stderr: TextIO | None = None) -> ExitCode:
+    """``cc-collect sim``: the simulator on loopback until Ctrl-C (options: the simulator's
+    own, see ``cc-collect sim --help``)."""
+    from ..sim import Simulator, serve
+    from ..sim.options import parse_args
+
+    stderr = stderr or sys.stderr
+    options = parse_args(argv)
+    simulator = Simulator(options.spec, options.config)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # uvicorn runs in a worker thread; the main thread owns the signals and waits.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with serve(simulator, options.host, options.port) as url:
+            _say(stderr, _sim_banner(url, options.spec, options.config.accounts))
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _say(stderr, "cc-collect: simulator stopped")
+    return ExitCode.OK
+
+
+def _sim_banner(url: str, spec: Any, accounts: Mapping[str, str]) -> str:
+    from datetime import timedelta
+
+    start = spec.window_start
+    end = start + timedelta(days=spec.window_days)
+    userid, api_key = next(iter(accounts.items()))
+    lines = [
+        f"cc-collect: simulator on {url}: {spec.lives} lives in {spec.rooms} rooms, "
+        f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} (Beijing time)",
+        "Use it from another shell (these are the simulator's test credentials):",
+        f"  export CC_BASE_URL={url} CC_USERID={userid} CC_API_KEY={api_key}",
+        f"  cc-collect harvest --since {start:%Y-%m-%d} --until {end:%Y-%m-%d} --kinds all "
+        "--out sim-harvest",
+    ]
+    lines += [f"  (also account {u} with key {k})" for u, k in list(accounts.items())[1:]]
+    lines.append("Ctrl-C to stop.")
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""``cc-collect`` as a real process: killed with SIGKILL mid-run and resumed, interrupted with
+SIGINT (exit 130), the ``sim`` command, and ``python -m cc_collect_async``.
+
+The simulator serves over loopback with some latency and the harvest runs at a fixed rate,
+so "midway" is reliably midway: the test waits until some units are committed (the journal
+grows a line per unit) and then sends the signal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from cc_collect_async.harvest.outdir import read_jsonl, read_manifest, read_records
+from cc_collect_async.sim import (
+    DEMO_API_KEY,
+    DEMO_USERID,
+    DatasetSpec,
+    SimConfig,
+    Simulator,
+    record_key,
+    serve,
+)
+
+SPEC = DatasetSpec(lives=12, rooms=3)
+KINDS = ("chat", "access", "vote", "answercard", "rollcall")
+# 60 units at 40 requests/s: about a second and a half of work, plenty of time to interrupt.
+HARVEST = [
+    "harvest",
+    "--since",
+    "2026-11-01",
+    "--until",
+    "2026-11-03",
+    "--rate",
+    "40",
+    "--concurrency",
+    "4",
+]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[Simulator, str]]:
+    sim = Simulator(SPEC, SimConfig(latency=0.03))
+    with serve(sim) as url:
+        yield sim, url
+
+
+@pytest.fixture
+def env(served: tuple[Simulator, str]) -> dict[str, str]:
+    _, url = served
+    return {
+        **os.environ,
+        "CC_USERID": DEMO_USERID,
+        "CC_API_KEY": DEMO_API_KEY,
+        "CC_BASE_URL": url,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cc_collect_async", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def committed_units(out: Path) -> int:
+    journal = out / ".parts" / "units.jsonl"
+    return journal.read_bytes().count(b"\n") if journal.exists() else 0
+
+
+def wait_for_units(out: Path, count: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while committed_units(out) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the harvest made no progress"
+        time.sleep(0.01)
+
+
+def assert_equals_truth(out: Path, sim: Simulator) -> None:
+    truth = sim.truth(datetime(2026, 11, 1), datetime(2026, 11, 3))
+    assert sorted(r["liveid"] for r in read_records(out, "lives")) == sorted(
+        live.liveid for live in truth.lives
+    )
+    for kind in KINDS:
+        keys = Counter(record_key(kind, r["liveid"], r) for r in read_records(out, kind))
+        assert not [k for k, n in keys.items() if n > 1], f"{kind}: records written twice"
+        assert set(keys) == truth.keys[kind], f"{kind}: records missing"
+
+
+def assert_parts_are_whole_units(out: Path) -> dict[str, int]:
+    """Every part under its final name holds exactly the records its journal line counts."""
+    journal = {
+        (e["kind"], e["liveid"]): e["records"] for e in read_jsonl(out / ".parts" / "units.jsonl")
+    }
+    per_kind: Counter[str] = Counter()
+    for kind in KINDS:
+        for part in (out / ".parts" / kind).glob("*.jsonl"):
+            lines = part.read_bytes().count(b"\n")
+            assert journal[(kind, part.stem)] == lines, part
+            per_kind[kind] += lines
+    return dict(per_kind)
+
+
+def test_sigkill_midway_then_rerun_finishes_with_every_record_once(
+    served: tuple[Simulator, str], env: dict[str, str], tmp_path: Path
+) -> None:
+    sim, _ = served
+    out = tmp_path / "out"
+    argv = [*HARVEST, "--out", str(out)]
+    process = start(argv, env)
+    wait_for_units(out, 8, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False, "killed before the end, or the test proves nothing"
+    # Nothing half-written under a final name: no kind file yet, and whole parts only.
+    assert not [p for p in out.iterdir() if p.suffix == ".jsonl"]
+    assert_parts_are_whole_units(out)
+    done_before = committed_units(out)
+    assert 8 <= done_before < 60
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "cc_collect_async", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming:" in rerun.stderr
+    assert_equals_truth(out, sim)
+    manifest = read_manifest(out)
+    assert manifest["complete"] is True
+    assert [run["outcome"] for run in manifest["runs"]] == ["killed", "complete"]
+    assert manifest["runs"][-1]["units_skipped"] >= done_before
+    assert not (out / ".parts").exists()
+
+
+def test_sigint_commits_finished_units_exits_130_and_a_rerun_finishes(
+    served: tuple[Simulator, str], env: dict[str, str], tmp_path: Path
+) -> None:
+    sim, _ = served
+    out = tmp_path / "out"
+    argv = [*HARVEST, "--out", str(out)]
+    process = start(argv, env)
+    wait_for_units(out, 5, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "SIGINT" in stderr and "interrupted:" in stderr and "Traceback" not in stderr
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False
+    assert manifest["runs"][-1]["outcome"] == "interrupted"
+    # The files assembled at the interruption hold exactly the committed units.
+    per_kind = assert_parts_are_whole_units(out)
+    for kind in KINDS:
+        rows = list(read_jsonl(out / f"{kind}.jsonl"))
+        assert len(rows) == per_kind.get(kind, 0) == manifest["kinds"][kind]["records"]
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "cc_collect_async", *argv, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["complete"] is True
+    assert_equals_truth(out, sim)
+
+
+def test_sim_command_serves_until_ctrl_c(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cc_collect_async", "sim", "--lives", "3", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert "simulator on http://127.0.0.1:" in banner, banner
+        url = banner.split(" on ", 1)[1].split(":", 2)
+        base_url = ":".join(url[:2]) + ":" + url[2].split(":", 1)[0]
+        lines = [process.stderr.readline() for _ in range(4)]
+        export = next(line for line in lines if "export" in line)
+        assert f"CC_USERID={DEMO_USERID}" in export and f"CC_API_KEY={DEMO_API_KEY}" in export
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cc_collect_async",
+                "lives",
+                "--since",
+                "2026-11-01",
+                "--until",
+                "2026-11-03",
+            ],
+            env={
+                **os.environ,
+                "CC_USERID": DEMO_USERID,
+                "CC_API_KEY": DEMO_API_KEY,
+                "CC_BASE_URL": base_url,
+            },
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert len(listed.stdout.splitlines()) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=15)
+    assert process.returncode == 0
+
+
+def test_console_script_and_module_agree() -> None:
+    module = subprocess.run(
+        [sys.executable, "-m", "cc_collect_async", "--version"], capture_output=True, text=True
+    )
+    assert module.returncode == 0 and module.stdout.startswith("cc-collect ")
+    script = Path(sys.executable).with_name("cc-collect")
+    if script.exists():
+        direct = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+        assert direct.stdout == module.stdout

@@ -1,0 +1,404 @@
+"""The directory sink: files equal to the simulator's truth, atomic units, resume, refusals.
+
+Real harvester, real simulator (in process), real files in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_collect_async import CollectClient
+from cc_collect_async.harvest import ALL_KINDS, DEFAULT_KINDS, Batch, Harvester, UnitResult, Window
+from cc_collect_async.harvest.outdir import (
+    DifferentHarvestError,
+    DirectorySink,
+    HarvestRequest,
+    NotAHarvestDirectoryError,
+    OutputBusyError,
+    OutputError,
+    read_jsonl,
+    read_manifest,
+    read_records,
+)
+from cc_collect_async.harvest.parquet import read_parquet, write_parquet
+from cc_collect_async.sim import (
+    DEMO_API_KEY,
+    DEMO_USERID,
+    DatasetSpec,
+    SimConfig,
+    Simulator,
+    Truth,
+    record_key,
+)
+
+pytestmark = pytest.mark.anyio
+
+SPEC = DatasetSpec(lives=12)
+WINDOW = Window(datetime(2026, 11, 1), datetime(2026, 11, 3))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # The sink does plain file I/O; the harvester's trio run is covered by test_harvest.py.
+    return "asyncio"
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(SPEC, SimConfig())
+
+
+def client_for(sim: Simulator) -> CollectClient:
+    return CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
+    )
+
+
+def request_for(kinds: tuple[str, ...] = ALL_KINDS, fmt: str = "jsonl") -> HarvestRequest:
+    return HarvestRequest(kinds=kinds, window=WINDOW, format=fmt)  # type: ignore[arg-type]
+
+
+async def harvest(
+    sim: Simulator, out: Path, request: HarvestRequest, **options: Any
+) -> DirectorySink:
+    async with client_for(sim) as client:
+        with DirectorySink(out, request) as sink:
+            if sink.already_complete:
+                return sink
+            harvester = Harvester(
+                client,
+                window=request.window,
+                lives=request.lives or None,
+                kinds=request.kinds,
+                initial_rate=500,
+                skip=sink.skip,
+                **options,
+            )
+            await harvester.run(sink)
+    return sink
+
+
+def truth() -> Truth:
+    return Simulator(SPEC).truth(WINDOW.since, WINDOW.until)
+
+
+def harvested_keys(out: Path, kind: str) -> Counter[tuple[Any, ...]]:
+    return Counter(record_key(kind, row["liveid"], row) for row in read_records(out, kind))
+
+
+def assert_equals_truth(out: Path, kinds: tuple[str, ...]) -> None:
+    expected = truth()
+    lives = Counter(row["liveid"] for row in read_records(out, "lives"))
+    assert lives == Counter(live.liveid for live in expected.lives)
+    for kind in kinds:
+        if kind == "summary":
+            assert Counter(r["liveid"] for r in read_records(out, kind)) == lives
+            continue
+        keys = harvested_keys(out, kind)
+        assert max(keys.values(), default=1) == 1, f"{kind}: a record written twice"
+        assert set(keys) == expected.keys[kind], kind
+
+
+def part_files(out: Path) -> Iterator[Path]:
+    yield from (out / ".parts").glob("*/*")
+
+
+async def test_window_harvest_equals_truth_and_keeps_vendor_fields(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sink = await harvest(sim, tmp_path, request_for())
+
+    assert_equals_truth(tmp_path, ALL_KINDS)
+    dataset = sim.dataset
+    for kind in ("chat", "rollcall", "vote"):
+        for row in read_jsonl(tmp_path / f"{kind}.jsonl"):
+            live = dataset.live(row["liveid"])
+            assert live is not None and row["roomid"] == live.roomid
+            vendor = {k: v for k, v in row.items() if k not in ("liveid", "roomid")}
+            originals = dataset.records(row["liveid"], kind)
+            # Every vendor field exactly as sent, in the vendor's order, nothing else.
+            assert any(list(vendor.items()) == list(o.items()) for o in originals)
+            break
+    # Where the vendor sends liveid/roomid itself (summary), its own values stay.
+    summary = next(read_jsonl(tmp_path / "summary.jsonl"))
+    assert list(summary)[:2] == ["roomid", "liveid"]
+    manifest = read_manifest(tmp_path)
+    assert manifest == sink.manifest
+    assert manifest["complete"] is True
+    assert manifest["units"] == {"expected": 12 * 8, "done": 12 * 8, "failed": 0}
+    assert manifest["kinds"]["chat"]["records"] == truth().count("chat")
+    assert manifest["requests"] == sim.stats.requests
+    assert manifest["request"]["window"]["since"] == "2026-11-01T00:00+08:00"
+    assert not (tmp_path / ".parts").exists(), "parts of a complete harvest are removed"
+
+
+async def test_text_survives_byte_for_byte(sim: Simulator, tmp_path: Path) -> None:
+    await harvest(sim, tmp_path, request_for(("chat",)))
+    raw = (tmp_path / "chat.jsonl").read_bytes()
+    assert "老师".encode() in raw, "non-ASCII is written as UTF-8, not escaped"
+    lines = raw.split(b"\n")
+    assert lines[-1] == b"" and all(lines[:-1]), "one record per line, newline-terminated"
+    contents = {json.loads(line)["content"] for line in lines[:-1]}
+    assert any("\n" in c for c in contents), "newlines inside values stay escaped in the line"
+
+
+async def test_stopped_after_n_units_then_resumed_has_each_record_once(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A deterministic stand-in for SIGKILL: stop consuming after 7 committed units without
+    closing the sink, so temporaries and a 'running' manifest are all that is left."""
+    request = request_for(DEFAULT_KINDS)
+    async with client_for(sim) as client:
+        sink = DirectorySink(tmp_path, request)
+        sink.open()
+        harvester = Harvester(client, window=WINDOW, kinds=DEFAULT_KINDS, initial_rate=500)
+        committed = 0
+        async with harvester.stream() as events:
+            async for event in events:
+                if isinstance(event, Batch):
+                    await sink.write(event)
+                elif isinstance(event, UnitResult):
+                    await sink.unit_end(event)
+                    committed += event.ok
+                    if committed == 7:
+                        break
+                else:
+                    await sink.live(event)
+        # Whatever was being received is still a temporary, never under a final name.
+        sink._lock_file.close()  # type: ignore[union-attr]  # the kernel's part of a kill
+    assert not (tmp_path / "chat.jsonl").exists()
+    assert read_manifest(tmp_path)["complete"] is False
+    finals = [p for p in part_files(tmp_path) if p.suffix == ".jsonl" and p.parent.name != "lives"]
+    assert len(finals) == 7
+    requests_before = sim.stats.requests
+
+    sink = await harvest(sim, tmp_path, request)
+
+    assert len(sink.skip) == 7
+    assert_equals_truth(tmp_path, DEFAULT_KINDS)
+    manifest = read_manifest(tmp_path)
+    assert manifest["complete"] is True
+    assert manifest["units"]["done"] == 12 * 5
+    assert [r["outcome"] for r in manifest["runs"]] == ["killed", "complete"]
+    assert manifest["runs"][-1]["units_skipped"] == 7
+    # The resumed run fetched the rest only: 53 units + the listing, not 60 + listing.
+    assert sim.stats.requests - requests_before == manifest["runs"][-1]["requests"]
+    assert manifest["runs"][-1]["units_fetched"] == 12 * 5 - 7
+
+
+async def test_part_shorter_than_its_journal_entry_is_fetched_again(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A part that lost its tail (power cut before the page cache reached the disk)."""
+    lives = [(lv.roomid, lv.liveid) for lv in sim.dataset.lives(WINDOW.since, WINDOW.until)]
+    bogus = HarvestRequest(kinds=("chat",), lives=[*lives[:2], ("nosuchroom", "nosuchlive")])
+    sink = await harvest(sim, tmp_path, bogus)
+    assert sink.manifest is not None and sink.manifest["complete"] is False
+    part = tmp_path / ".parts" / "chat" / f"{lives[0][1]}.jsonl"
+    text = part.read_bytes()
+    part.write_bytes(text[: text.index(b"\n") + 1])
+
+    with DirectorySink(tmp_path, bogus) as reopened:
+        assert reopened.skip == {(lives[1][1], "chat")}
+
+
+async def test_failed_unit_is_not_committed_and_is_retried_by_a_rerun(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    live = sim.dataset.lives(WINDOW.since, WINDOW.until)[0]
+    request = HarvestRequest(
+        kinds=("chat", "access"), lives=[(live.roomid, live.liveid), (live.roomid, "NOSUCHLIVE")]
+    )
+    sink = await harvest(sim, tmp_path, request)
+    manifest = sink.manifest
+    assert manifest is not None
+    assert manifest["complete"] is False
+    assert {(f["kind"], f["liveid"]) for f in manifest["failures"]} == {
+        ("chat", "NOSUCHLIVE"),
+        ("access", "NOSUCHLIVE"),
+    }
+    assert manifest["kinds"]["chat"] == {
+        "units": 1,
+        "failed": 1,
+        "pages": 1,
+        "records": sim.dataset.count(live.liveid, "chat"),
+        "duplicates": 0,
+        "file": "chat.jsonl",
+    }
+    assert not (tmp_path / ".parts" / "chat" / "NOSUCHLIVE.jsonl").exists()
+    # The files hold the complete units already.
+    assert len(list(read_jsonl(tmp_path / "chat.jsonl"))) == sim.dataset.count(live.liveid, "chat")
+
+    before = sim.stats.requests
+    again = await harvest(sim, tmp_path, request)
+    assert again.skip == {(live.liveid, "chat"), (live.liveid, "access")}
+    assert sim.stats.requests - before == 2, "only the two failed units are asked again"
+    assert again.manifest is not None and len(again.manifest["runs"]) == 2
+
+
+async def test_rerun_of_a_complete_harvest_reads_only_the_manifest(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    await harvest(sim, tmp_path, request_for(DEFAULT_KINDS))
+    before = (tmp_path / "manifest.json").read_bytes()
+    requests = sim.stats.requests
+
+    sink = await harvest(sim, tmp_path, request_for(DEFAULT_KINDS))
+
+    assert sink.already_complete
+    assert sim.stats.requests == requests
+    assert (tmp_path / "manifest.json").read_bytes() == before
+
+
+async def test_a_different_request_or_a_foreign_directory_is_refused(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    await harvest(sim, tmp_path / "h", request_for(("chat",)))
+    with pytest.raises(DifferentHarvestError, match="different harvest"):
+        DirectorySink(tmp_path / "h", request_for(("chat", "access"))).open()
+    with pytest.raises(DifferentHarvestError):
+        DirectorySink(tmp_path / "h", request_for(("chat",), "parquet")).open()
+    # Same request in another order is the same harvest.
+    same = HarvestRequest(kinds=("chat",), window=Window(WINDOW.since, WINDOW.until, ()))
+    with DirectorySink(tmp_path / "h", same) as sink:
+        assert sink.already_complete
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(NotAHarvestDirectoryError, match=r"notes\.txt"):
+        DirectorySink(tmp_path / "mine", request_for()).open()
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    with (
+        DirectorySink(tmp_path, request_for()),
+        pytest.raises(OutputBusyError, match="in use by another cc-collect run"),
+    ):
+        DirectorySink(tmp_path, request_for()).open()
+    with DirectorySink(tmp_path, request_for()):
+        pass  # released
+
+
+def test_a_file_in_the_way_is_an_output_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="it is a file"):
+        DirectorySink(blocker, request_for()).open()
+    with pytest.raises(OutputError, match="cannot create the output directory"):
+        DirectorySink(blocker / "sub", request_for()).open()
+
+
+async def test_disk_full_is_an_output_error_and_commits_nothing_half_written(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cc_collect_async.harvest import outdir
+
+    def full_disk(self: DirectorySink, unit: Any) -> Any:
+        tmp = self._kind_dir(unit.kind) / f"{unit.live.liveid}.jsonl.tmp"
+        return outdir._OpenPart(tmp, open("/dev/full", "wb"))
+
+    monkeypatch.setattr(DirectorySink, "_open_part", full_disk)
+    with pytest.raises(BaseException) as caught:
+        await harvest(sim, tmp_path, request_for(("chat",)))
+    from cc_collect_async.cli.exits import find_error
+
+    error = find_error(caught.value, OutputError)
+    assert error is not None and "No space left on device" in str(error)
+    assert not list((tmp_path / ".parts" / "chat").glob("*.jsonl"))
+    assert read_manifest(tmp_path)["runs"][-1]["outcome"] == "output-error"
+
+
+async def test_parquet_holds_the_same_rows_as_jsonl(sim: Simulator, tmp_path: Path) -> None:
+    kinds = ("chat", "vote", "rollcall", "summary")
+    await harvest(sim, tmp_path / "j", request_for(kinds))
+    await harvest(sim, tmp_path / "p", request_for(kinds, "parquet"))
+    assert not list((tmp_path / "p").glob("chat.jsonl"))
+    for kind in kinds:
+        rows = list(read_jsonl(tmp_path / "j" / f"{kind}.jsonl"))
+        columns = read_parquet(tmp_path / "p" / f"{kind}.parquet")
+        assert len(columns) == len(rows)
+        for row, back in zip(rows, columns, strict=True):
+            assert {k: v for k, v in back.items() if v is not None or k in row} == row
+    assert_equals_truth(tmp_path / "p", kinds)
+
+
+def test_parquet_columns_survive_mixed_and_nested_types(tmp_path: Path) -> None:
+    part = tmp_path / "part.jsonl"
+    rows = [
+        {"n": 1, "x": 1, "s": "a", "nested": {"a": [1, 2]}, "b": True, "big": 2**70},
+        {"n": 2.5, "x": "1", "s": None, "nested": [1], "b": False, "big": 1},
+        {"only_here": "z", "liveid": "L", "roomid": "R"},
+    ]
+    part.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+
+    assert write_parquet(tmp_path / "out.parquet", [part, empty]) == 3
+    back = read_parquet(tmp_path / "out.parquet")
+    for row, got in zip(rows, back, strict=True):
+        assert {k: v for k, v in got.items() if k in row} == row
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(tmp_path / "out.parquet")
+    assert str(schema.field("n").type) == "double"
+    assert str(schema.field("b").type) == "bool"
+    assert str(schema.field("x").type) == "string"  # JSON text: 1 and "1" stay apart
+    assert write_parquet(tmp_path / "none.parquet", [empty]) == 0
+    assert pq.read_schema(tmp_path / "none.parquet").names == ["liveid", "roomid"]
+
+
+def test_request_validation() -> None:
+    with pytest.raises(ValueError, match="either a window or a list of lives"):
+        HarvestRequest(kinds=("chat",))
+    with pytest.raises(ValueError, match="unknown kind"):
+        HarvestRequest(kinds=("chats",), window=WINDOW)
+    with pytest.raises(ValueError, match="unknown format"):
+        HarvestRequest(kinds=("chat",), window=WINDOW, format="csv")  # type: ignore[arg-type]
+
+
+async def test_awkward_live_ids_stay_inside_the_directory(sim: Simulator, tmp_path: Path) -> None:
+    request = HarvestRequest(kinds=("chat",), lives=[("room", "../../escape"), ("r", "a/b")])
+    sink = await harvest(sim, tmp_path / "out", request)
+    assert sink.manifest is not None and len(sink.manifest["failures"]) == 2
+    assert sorted(p.name for p in (tmp_path / "out" / ".parts" / "lives").iterdir()) == [
+        "..%2F..%2Fescape.json",
+        "a%2Fb.json",
+    ]
+    assert not (tmp_path / "escape.json").exists()
+
+
+async def test_completed_lives_are_listed_once_in_start_order(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    await harvest(sim, tmp_path, request_for(("access",)))
+    lives = list(read_jsonl(tmp_path / "lives.jsonl"))
+    assert [lv["start_time"] for lv in lives] == sorted(lv["start_time"] for lv in lives)
+    assert len({lv["liveid"] for lv in lives}) == len(lives) == 12
+
+
+async def test_ids_are_added_only_where_the_vendor_sent_none(tmp_path: Path) -> None:
+    from cc_collect_async.harvest import HarvestReport, Live, Unit
+
+    unit = Unit(Live("R1", "L1"), "chat")
+    request = HarvestRequest(kinds=("chat",), lives=[("R1", "L1")])
+    sent = [{"id": 1, "liveid": "vendor-L"}, {"id": 2, "roomid": "vendor-R"}, {"id": 3}]
+    with DirectorySink(tmp_path, request) as sink:
+        await sink.live(unit.live)
+        await sink.write(Batch(unit, 1, sent))
+        await sink.unit_end(UnitResult(unit, ok=True, pages=1, records=3))
+        report = HarvestReport(started_at=datetime.now().astimezone(), kinds={})
+        await sink.close(report)
+    assert list(read_jsonl(tmp_path / "chat.jsonl")) == [
+        {"id": 1, "liveid": "vendor-L", "roomid": "R1"},
+        {"id": 2, "roomid": "vendor-R", "liveid": "L1"},
+        {"id": 3, "liveid": "L1", "roomid": "R1"},
+    ]
+    assert sent[2] == {"id": 3}, "the harvest's own record dicts are not modified"
