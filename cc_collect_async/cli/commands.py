@@ -92,9 +92,9 @@ def _print_json(stdout: TextIO, data: Any) -> None:
 def run_harvest(
     options: HarvestOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
 ) -> ExitCode:
+    """``cc-collect harvest``: the whole run, from opening ``--out`` to the exit code."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    """``cc-collect harvest``: the whole run, from opening ``--out`` to the exit code."""
     sink = DirectorySink(
         options.out,
         options.request,
@@ -250,9 +250,9 @@ def _binary_stdout(stdout: TextIO) -> BinaryIO:
 def run_lives(
     options: LivesOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
 ) -> ExitCode:
+    """``cc-collect lives``: one JSON line per live of the window, on stdout."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    """``cc-collect lives``: one JSON line per live of the window, on stdout."""
     return anyio.run(_lives, options, stderr, stdout, backend="asyncio")
 
 
@@ -296,9 +296,9 @@ async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitC
 def run_call(
     options: CallOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
 ) -> ExitCode:
+    """``cc-collect call``: one endpoint, its OK envelope pretty-printed on stdout."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    """``cc-collect call``: one endpoint, its OK envelope pretty-printed on stdout."""
     return anyio.run(_call, options, stderr, stdout, backend="asyncio")
 
 

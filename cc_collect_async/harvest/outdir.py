@@ -383,8 +383,8 @@ class DirectorySink:
             self.release()
             raise
 
-    def release(self) -> None:
-        """Close the journal and drop the lock (the lock file stays: deleting it would race)."""
+    def _drop_pending(self) -> None:
+        """Discard the parts of units that never ended, and close the journal."""
         for part in self._pending.values():
             self._discard(part)
         self._pending.clear()
@@ -392,6 +392,10 @@ class DirectorySink:
             with contextlib.suppress(OSError):
                 self._journal.close()
             self._journal = None
+
+    def release(self) -> None:
+        """Close the journal and drop the lock (the lock file stays: deleting it would race)."""
+        self._drop_pending()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -562,13 +566,7 @@ class DirectorySink:
         After a write error only the manifest is attempted, and no error is raised again:
         the first one is already on its way to the caller.
         """
-        for part in self._pending.values():
-            self._discard(part)
-        self._pending.clear()
-        if self._journal is not None:
-            with contextlib.suppress(OSError):
-                self._journal.close()
-            self._journal = None
+        self._drop_pending()
         await anyio.to_thread.run_sync(self._finish, report)
 
     def _finish(self, report: HarvestReport) -> None:
