@@ -16,11 +16,12 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import attrs
 import httpx
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from . import thqs
 from .endpoints import Endpoint
@@ -35,7 +36,12 @@ from .errors import (
 )
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
-from .transport import HttpBackend, SelectingTransport
+from .transport import (
+    DIRECT_ACCEPT_ENCODING,
+    AiohttpTransport,
+    HttpBackend,
+    SelectingTransport,
+)
 
 try:  # orjson decodes a 20 KB page in less than half the time of json (DESIGN.md)
     import orjson
@@ -120,7 +126,21 @@ def _fail_error(message: str) -> type[CollectError]:
     return InvalidRequestError
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+class ReplyLike(Protocol):
+    """What classification reads from a reply: an ``httpx.Response`` or a direct
+    :class:`~cc_collect_async.transport.Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+
+def _retry_after(response: ReplyLike) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None
@@ -139,7 +159,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def classify_reply(
-    endpoint: Endpoint, response: httpx.Response, params: Mapping[str, object]
+    endpoint: Endpoint, response: ReplyLike, params: Mapping[str, object]
 ) -> dict[str, Any]:
     """Return the OK envelope of ``response`` or raise the typed error it amounts to."""
     status = response.status_code
@@ -223,6 +243,9 @@ class Requester:
         self._monotonic = monotonic
         self._rand = random.Random()
         self.stats = CallStats()
+        self._direct: AiohttpTransport | None = None
+        self._direct_headers: list[tuple[str, str]] = []
+        self._direct_checked = False
 
     def __repr__(self) -> str:
         return f"Requester(userid={self.userid!r}, base_url={self.base_url!r})"
@@ -252,6 +275,26 @@ class Requester:
             sleep=self._sleep,
             monotonic=self._monotonic,
         )
+
+    def _direct_engine(self) -> AiohttpTransport | None:
+        """The aiohttp engine of a client we built, which requests may use directly.
+
+        Only for a client made by :func:`build_http_client`: nobody else holds it, so it has
+        no hooks, auth or cookies that skipping its layers would bypass. The same headers
+        and timeouts are sent either way.
+        """
+        if not self._direct_checked:
+            self._direct_checked = True
+            http = self._http
+            if isinstance(http, _OwnHttpClient) and http.engine is not None:
+                engine = http.engine.resolve()
+                if isinstance(engine, AiohttpTransport):
+                    self._direct = engine
+                    self._direct_headers = [
+                        (k, DIRECT_ACCEPT_ENCODING if k.lower() == "accept-encoding" else v)
+                        for k, v in http.headers.items()
+                    ]
+        return self._direct
 
     def _limiters(self, endpoint: Endpoint) -> Sequence[RateLimiter]:
         found = [self.rate_limiter] if self.rate_limiter is not None else []
@@ -340,14 +383,29 @@ class Requester:
             else None
         )
         headers = {"Content-Type": "application/json"} if body is not None else None
+        direct = self._direct_engine()
         if self._capacity is None:
             self._capacity = anyio.CapacityLimiter(self.max_concurrency)
         where: dict[str, Any] = {"endpoint": endpoint.name, "params": wire}
         async with self._capacity:
+            # A slot handed over just as the caller was cancelled (another unit hit an auth
+            # error, say) must not turn into one more request: anyio delivers that
+            # cancellation only at the next pass through the event loop.
+            await checkpoint_if_cancelled()
             self.stats.requests += 1
             logger.debug("%s %s %s", method, endpoint.path, wire)
             try:
-                response = await self._http.request(method, url, content=body, headers=headers)
+                response: ReplyLike
+                if direct is not None:
+                    response = await direct.fetch(
+                        method,
+                        url,
+                        headers=[*self._direct_headers, *(headers or {}).items()],
+                        content=body,
+                        timeout=self._http.timeout,
+                    )
+                else:
+                    response = await self._http.request(method, url, content=body, headers=headers)
             except httpx.TimeoutException as exc:
                 raise TransportError(f"timed out: {type(exc).__name__}", **where) from None
             except httpx.DecodingError as exc:
@@ -355,6 +413,15 @@ class Requester:
             except httpx.HTTPError as exc:
                 raise TransportError(f"{type(exc).__name__}: {exc}", **where) from None
         return classify_reply(endpoint, response, wire)
+
+
+class _OwnHttpClient(httpx.AsyncClient):
+    """The client :func:`build_http_client` makes; ``engine`` selects its engine (None
+    when the caller supplied the transport)."""
+
+    def __init__(self, *, engine: SelectingTransport | None, **options: Any) -> None:
+        super().__init__(**options)
+        self.engine = engine
 
 
 def build_http_client(
@@ -370,8 +437,10 @@ def build_http_client(
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return httpx.AsyncClient(
-        transport=transport or SelectingTransport(backend=backend, limits=limits),
+    engine = None if transport is not None else SelectingTransport(backend=backend, limits=limits)
+    return _OwnHttpClient(
+        engine=engine,
+        transport=transport or engine,
         limits=limits,
         timeout=httpx.Timeout(timeout, pool=timeout),
         headers={"User-Agent": USER_AGENT},

@@ -14,14 +14,14 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import anyio
 import attrs
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..client import CollectClient
 from ..endpoints import RawPage
@@ -47,6 +47,68 @@ class _PageSlot:
     error: CollectError | None = None
 
 
+# anyio's send, receive and acquire always pass through the event loop once, even when they
+# need not wait; per unit of work that was a tenth of a harvest's CPU (benchmarks/). These
+# take the item or token at once when they can and wait only when they must. Every caller
+# awaits I/O soon after, so cancellation is still noticed promptly.
+
+
+async def _send(stream: MemoryObjectSendStream[Event], event: Event) -> None:
+    try:
+        stream.send_nowait(event)
+    except anyio.WouldBlock:
+        await stream.send(event)
+
+
+async def _acquire(semaphore: anyio.Semaphore) -> None:
+    try:
+        semaphore.acquire_nowait()
+    except anyio.WouldBlock:
+        await semaphore.acquire()
+
+
+RecordKey = Callable[[Any], tuple[Any, ...]]
+
+#: Lives listed ahead of the planner (one listing page at the vendor's usual cap).
+_LIVES_AHEAD = 100
+
+
+def _record_key_function(kind: Kind) -> RecordKey:
+    """``kind.record_key`` specialised for the dicts a JSON decoder returns.
+
+    The generic key walks dotted field paths through any ``Mapping``; an ``isinstance``
+    check against that ABC for every field of every record was a sixth of a harvest's CPU
+    (benchmarks/). Records that are not plain dicts all the way down still take the generic
+    path, so both always agree.
+    """
+    generic = kind.record_key
+    if kind.endpoint is None:
+        return generic
+    paths = [tuple(field.split(".")) for field in kind.endpoint.key_fields]
+    if len(paths) == 1 and len(paths[0]) == 1:
+        name = paths[0][0]
+
+        def flat_key(record: Any) -> tuple[Any, ...]:
+            if type(record) is dict:
+                return (record.get(name),)
+            return generic(record)
+
+        return flat_key
+
+    def nested_key(record: Any) -> tuple[Any, ...]:
+        values = []
+        for path in paths:
+            value = record
+            for part in path:
+                if type(value) is not dict:
+                    return generic(record)
+                value = value.get(part)
+            values.append(value)
+        return tuple(values)
+
+    return nested_key
+
+
 @attrs.define
 class _UnitTally:
     """Counts and completeness checks of one running unit."""
@@ -58,17 +120,27 @@ class _UnitTally:
     records: int = 0
     duplicates: int = 0
     issues: list[str] = attrs.field(factory=list)
+    key: RecordKey = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.key = _record_key_function(self.kind)
 
     def keep_new(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Drop records already delivered for this unit (same natural key)."""
-        kept = []
-        for item in items:
-            key = self.kind.record_key(item)
-            if key in self.seen:
-                self.duplicates += 1
-                continue
-            self.seen.add(key)
-            kept.append(item)
+        seen = self.seen
+        keys = [self.key(item) for item in items]
+        fresh = set(keys)
+        if len(fresh) == len(keys) and seen.isdisjoint(fresh):  # the common case
+            seen |= fresh
+            kept = items
+        else:
+            kept = []
+            for item, key in zip(items, keys, strict=True):
+                if key in seen:
+                    self.duplicates += 1
+                    continue
+                seen.add(key)
+                kept.append(item)
         self.page_sizes.append(len(items))
         self.records += len(kept)
         return kept
@@ -182,7 +254,7 @@ class Harvester:
     # -- consuming ------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def stream(self) -> AsyncIterator[ObjectReceiveStream[Event]]:
+    async def stream(self) -> AsyncIterator[MemoryObjectReceiveStream[Event]]:
         """Run the harvest; yield the stream of events. Leaving the block early cancels it."""
         if self._started:
             raise RuntimeError("a Harvester runs once; make a new one")
@@ -212,7 +284,16 @@ class Harvester:
         """
         try:
             async with self.stream() as events:
-                async for event in events:
+                while True:
+                    try:
+                        event = events.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            event = await events.receive()
+                        except anyio.EndOfStream:
+                            break
+                    except anyio.EndOfStream:
+                        break
                     if isinstance(event, Batch):
                         await sink.write(event)
                     elif isinstance(event, UnitResult):
@@ -276,26 +357,39 @@ class Harvester:
             self._fatal = error
         scope.cancel()
 
-    async def _main(self, send: ObjectSendStream[Event]) -> None:
+    async def _main(self, send: MemoryObjectSendStream[Event]) -> None:
         slots = anyio.Semaphore(self.max_units)
+        # Lives come from a task of their own that lists up to _LIVES_AHEAD lives ahead of
+        # the planner, so the next listing page is on its way while the units of this one
+        # still run (reading it only when the planner ran dry stalled every unit for a round
+        # trip per page: benchmarks/).
+        found, lives = anyio.create_memory_object_stream[Live](_LIVES_AHEAD)
         async with send, anyio.create_task_group() as tg:
+            tg.start_soon(self._list, found, tg.cancel_scope)
+            async with lives:
+                async for live in lives:
+                    self.report.lives += 1
+                    await _send(send, live)
+                    for name in self.kinds:
+                        unit = Unit(live, name)
+                        if (live.liveid, name) in self.skip:
+                            self._units_skipped += 1
+                            continue
+                        self._units_total += 1
+                        await _acquire(slots)
+                        tg.start_soon(self._run_unit, unit, send, slots, tg.cancel_scope)
+            self._planning_done = True
+        self._finished = self._fatal is None
+
+    async def _list(self, found: MemoryObjectSendStream[Live], scope: anyio.CancelScope) -> None:
+        async with found:
             try:
                 async with aclosing(self._lives()) as lives:
                     async for live in lives:
-                        self.report.lives += 1
-                        await send.send(live)
-                        for name in self.kinds:
-                            unit = Unit(live, name)
-                            if (live.liveid, name) in self.skip:
-                                self._units_skipped += 1
-                                continue
-                            self._units_total += 1
-                            await slots.acquire()
-                            tg.start_soon(self._run_unit, unit, send, slots, tg.cancel_scope)
+                        await found.send(live)
             except AuthError as exc:
-                self._stop(exc, tg.cancel_scope)
-            self._planning_done = True
-        self._finished = self._fatal is None
+                self._planning_done = True
+                self._stop(exc, scope)
 
     async def _lives(self) -> AsyncGenerator[Live, None]:
         if self._explicit is not None:
@@ -333,7 +427,7 @@ class Harvester:
     async def _run_unit(
         self,
         unit: Unit,
-        send: ObjectSendStream[Event],
+        send: MemoryObjectSendStream[Event],
         slots: anyio.Semaphore,
         scope: anyio.CancelScope,
     ) -> None:
@@ -346,7 +440,7 @@ class Harvester:
             except CollectError as exc:
                 result = UnitResult(unit, ok=False, pages=0, records=0, error=str(exc))
             self._account(result)
-            await send.send(result)
+            await _send(send, result)
         finally:
             slots.release()
 
@@ -369,7 +463,7 @@ class Harvester:
                 UnitProblem(result.unit.kind, live.roomid, live.liveid, issue)
             )
 
-    async def _fetch_unit(self, unit: Unit, send: ObjectSendStream[Event]) -> UnitResult:
+    async def _fetch_unit(self, unit: Unit, send: MemoryObjectSendStream[Event]) -> UnitResult:
         kind = KINDS[unit.kind]
         tally = _UnitTally(unit, kind)
         endpoint = kind.endpoint
@@ -386,11 +480,11 @@ class Harvester:
                 f"{tally.duplicates} record(s) repeated in the reply, delivered once"
             )
         if kept:
-            await send.send(Batch(unit, 1, kept))
+            await _send(send, Batch(unit, 1, kept))
         return tally.result()
 
     async def _fetch_pages(
-        self, unit: Unit, kind: Kind, tally: _UnitTally, send: ObjectSendStream[Event]
+        self, unit: Unit, kind: Kind, tally: _UnitTally, send: MemoryObjectSendStream[Event]
     ) -> None:
         endpoint = kind.endpoint
         assert endpoint is not None and endpoint.paging is not None
@@ -459,11 +553,11 @@ class Harvester:
         number: int,
         page: RawPage,
         tally: _UnitTally,
-        send: ObjectSendStream[Event],
+        send: MemoryObjectSendStream[Event],
     ) -> None:
         kept = tally.keep_new(page.items)
         if kept:
-            await send.send(Batch(unit, number, kept))
+            await _send(send, Batch(unit, number, kept))
 
     async def _summary(self, live: Live) -> dict[str, Any]:
         """The composite per-live summary: duration, user count, peak viewers, gather."""
