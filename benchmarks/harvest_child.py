@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import resource
 import sys
 import time
 from datetime import datetime
@@ -24,6 +23,8 @@ import attrs
 
 from cc_collect_async import CollectClient
 from cc_collect_async.harvest import Batch, Harvester, HarvestReport, Live, UnitResult, Window
+
+from .peak import peak_rss_mb
 
 __all__ = ["CountingSink", "HarvestJob", "JsonlSink", "main", "run_job"]
 
@@ -161,7 +162,7 @@ def run_job(job: HarvestJob) -> dict[str, Any]:
         import aiohttp  # noqa: F401
     backend_options = {"use_uvloop": True} if job.loop == "uvloop" else {}
     result = anyio.run(_harvest, job, backend="asyncio", backend_options=backend_options)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 

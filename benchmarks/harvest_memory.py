@@ -108,7 +108,7 @@ def run(ctx: Context) -> ScenarioResult:
                 )
     table.notes += [
         "cc-collect rows: the command (directory sink: one part file per unit, journal, "
-        "manifest, final assembly); peak RSS is ru_maxrss of the child, interpreter and "
+        "manifest, final assembly); peak RSS is the child's VmHWM, interpreter and "
         "imports included; time is its wall time",
         "Harvester rows: the library's harvest in a fresh process writing one JSON-lines "
         "file as records arrive; time and CPU around the harvest only",

@@ -1,7 +1,8 @@
 """Scenario 6: harvest time grows linearly with the work; memory does not grow at all.
 
-The same harvest (library API, JSON-lines sink, in its own process) over windows of 100,
-1,000 and 10,000 lives: records and requests scale with the lives. The simulator answers
+The same harvest over windows of 100, 1,000 and 10,000 lives, through the library API (a
+JSON-lines sink, in its own process) and through ``cc-collect harvest`` (its directory
+sink): records and requests scale with the lives. The simulator answers
 after 10 ms and has no limit; concurrency is fixed at 32. Time per request must stay the
 same from 1,000 to 10,000 lives (within 20%) and peak memory must stay flat (within 10%).
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from cc_collect_async.sim import DatasetSpec, SimConfig
 
 from .context import Context
-from .runs import Run, api_harvest
+from .runs import Run, api_harvest, cli_harvest, cli_path
 from .servers import sim_server
 from .tables import Check, ScenarioResult, Table
 
@@ -50,6 +51,7 @@ def run(ctx: Context) -> ScenarioResult:
         "Harvest size against time, CPU and memory",
         (
             "lives",
+            "harvest",
             "requests",
             "records",
             "time s",
@@ -62,52 +64,76 @@ def run(ctx: Context) -> ScenarioResult:
         ),
     )
     runs: dict[int, Run] = {}
+    cli_runs: dict[int, Run] = {}
+    use_cli = cli_path() is not None and not ctx.quick  # memory runs the command in quick
     for lives in sizes:
         with sim_server(spec(lives), SimConfig(latency=LATENCY)) as server:
-            ctx.log(f"{NAME}: {lives:,} lives")
+            ctx.log(f"{NAME}: {lives:,} lives, Harvester")
             with tempfile.TemporaryDirectory(prefix="cc-bench-") as scratch:
-                r = api_harvest(
+                runs[lives] = api_harvest(
                     server,
-                    f"{lives:,} lives",
+                    "Harvester + JSON-lines sink",
                     rate=10_000.0,
                     concurrency=CONCURRENCY,
                     sink=str(Path(scratch) / "records.jsonl"),
                 )
-        runs[lives] = r
-        table.add(
-            lives,
-            r.requests,
-            r.records,
-            r.duration,
-            r.rps,
-            r.duration / r.requests * 1e6,
-            r.cpu,
-            r.cpu_per_request_us,
-            r.server_cpu_per_request_us,
-            r.peak_rss_mb,
-        )
-    table.notes.append(
-        "time: the harvester's clock (listing included); peak RSS: the whole process; "
+            if use_cli:
+                ctx.log(f"{NAME}: {lives:,} lives, cc-collect harvest")
+                cli_runs[lives] = cli_harvest(
+                    server,
+                    "cc-collect harvest",
+                    ["--rate", "10000", "--concurrency", str(CONCURRENCY)],
+                )
+    for lives in sizes:
+        for r in (runs[lives], cli_runs.get(lives)):
+            if r is None:
+                continue
+            table.add(
+                lives,
+                r.label,
+                r.requests,
+                r.records,
+                r.duration,
+                r.rps,
+                r.duration / r.requests * 1e6,
+                r.cpu,
+                r.cpu_per_request_us,
+                r.server_cpu_per_request_us,
+                r.peak_rss_mb,
+            )
+    table.notes += [
+        "Harvester rows: the library's harvest in a fresh process, records appended to one "
+        "JSON-lines file; time from the harvester's clock (listing included), CPU around the "
+        "harvest, peak RSS of the whole process",
+        "cc-collect rows: the command with its directory sink (a part file per unit, a "
+        "journal, the manifest, the final assembly); wall time, CPU and peak RSS of the "
+        "child process",
         f"bound at {CONCURRENCY} in flight: {CONCURRENCY / LATENCY:,.0f} req/s, so the "
-        "2 shared cores (client and server) set the pace"
-    )
+        "2 shared cores (client and server) set the pace",
+    ]
     result.tables.append(table)
     small, large = sizes[-2], sizes[-1]
-    per_request = {n: runs[n].duration / runs[n].requests for n in sizes}
-    growth = per_request[large] / per_request[small]
-    result.checks.append(
-        Check(
-            f"time grows linearly: time per request at {large:,} lives / at {small:,}",
-            f"{growth:.2f}x",
-            ctx.judge(growth <= 1.2),
+
+    def checks(found: dict[int, Run], what: str) -> None:
+        per_request = {n: found[n].duration / found[n].requests for n in sizes}
+        growth = per_request[large] / per_request[small]
+        result.checks.append(
+            Check(
+                f"{what}: time grows linearly (time per request, {large:,} / {small:,} lives)",
+                f"{growth:.2f}x",
+                ctx.judge(growth <= 1.2),
+            )
         )
-    )
-    rss = [runs[n].peak_rss_mb for n in sizes]
-    result.checks.append(
-        Check(
-            "memory flat: largest / smallest peak RSS",
-            f"{max(rss):.0f} / {min(rss):.0f} MB = {max(rss) / min(rss):.2f}x",
-            ctx.judge(max(rss) / min(rss) <= 1.10),
+        rss = [found[n].peak_rss_mb for n in sizes]
+        result.checks.append(
+            Check(
+                f"{what}: memory flat (largest / smallest peak RSS)",
+                f"{max(rss):.0f} / {min(rss):.0f} MB = {max(rss) / min(rss):.2f}x",
+                ctx.judge(max(rss) / min(rss) <= 1.10),
+            )
         )
-    )
+
+    checks(runs, "Harvester")
+    if cli_runs:
+        checks(cli_runs, "cc-collect")
     return result

@@ -26,7 +26,7 @@ CONCURRENCY = 32
 
 
 def spec(quick: bool) -> DatasetSpec:
-    return DatasetSpec(lives=30 if quick else 400)
+    return DatasetSpec(lives=30 if quick else 300)
 
 
 def config() -> SimConfig:

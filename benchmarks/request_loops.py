@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from cc_collect_async import CollectClient, thqs
 from cc_collect_async.harvest import Harvester
 
 from .harvest_child import CountingSink
+from .peak import peak_rss_mb
 
 _CHAT = "/collect/live/chat/record/"
 
@@ -155,7 +155,7 @@ def main(argv: list[str]) -> int:
         result = uvloop.run(_loop(job))
     else:
         result = asyncio.run(_loop(job))
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
     return 0
 

@@ -116,18 +116,13 @@ def api_harvest(server: SimServer, label: str, **job: Any) -> Run:
 
 
 def cli_path() -> list[str] | None:
-    """How to start ``cc-collect`` from this environment, or None if it is not installed."""
-    script = Path(sys.executable).with_name("cc-collect")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("cc-collect")
-    if found:
-        return [found]
+    """How to start ``cc-collect`` (its entry point, wrapped to report its peak memory), or
+    None when the command is not installed."""
     try:
         import cc_collect_async.cli  # noqa: F401
     except ImportError:
         return None
-    return [sys.executable, "-m", "cc_collect_async"]
+    return [sys.executable, "-m", "benchmarks.cli_child"]
 
 
 def cli_harvest(
@@ -136,7 +131,8 @@ def cli_harvest(
     """``cc-collect harvest`` writing JSON lines, as a user runs it; measured from outside.
 
     Duration is the command's wall time (interpreter start and the final assembly of the
-    output files included); CPU and peak RSS come from the kernel's accounting of the child.
+    output files included); CPU time comes from the kernel's accounting of the child, peak
+    RSS from the child itself (see :mod:`benchmarks.cli_child`).
     """
     command = cli_path()
     if command is None:
@@ -159,9 +155,14 @@ def cli_harvest(
     ]
     server.reset()
     cpu_before = server.cpu_seconds()
+    peak_file = out.parent / "peak-rss"
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
-        env = {**server.cli_env(), "PYTHONPATH": _env()["PYTHONPATH"]}
+        env = {
+            **server.cli_env(),
+            "PYTHONPATH": _env()["PYTHONPATH"],
+            "CC_BENCH_PEAK_FILE": str(peak_file),
+        }
         process = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env, cwd=_ROOT)
         # wait4, not wait: it also returns the child's own CPU time and peak RSS.
         _, status, usage = os.wait4(process.pid, 0)
@@ -184,7 +185,7 @@ def cli_harvest(
             rejected=stats["rate_limited"],
             cpu=usage.ru_utime + usage.ru_stime,
             server_cpu=server_cpu,
-            peak_rss_mb=usage.ru_maxrss / 1024,
+            peak_rss_mb=float(peak_file.read_text()),
             records=int(manifest.get("records") or 0),
             complete=bool(manifest.get("complete")),
             extra={"out": str(out)},
