@@ -67,14 +67,15 @@ async def _acquire(semaphore: anyio.Semaphore) -> None:
         await semaphore.acquire()
 
 
-RecordKey = Callable[[Any], tuple[Any, ...]]
+PageKeys = Callable[[list[Any]], list[tuple[Any, ...]]]
 
 #: Lives listed ahead of the planner (one listing page at the vendor's usual cap).
 _LIVES_AHEAD = 100
 
 
-def _record_key_function(kind: Kind) -> RecordKey:
-    """``kind.record_key`` specialised for the dicts a JSON decoder returns.
+def _page_keys_function(kind: Kind) -> PageKeys:
+    """The natural keys of a page of records: ``kind.record_key`` of each, specialised for
+    the dicts a JSON decoder returns.
 
     The generic key walks dotted field paths through any ``Mapping``; an ``isinstance``
     check against that ABC for every field of every record was a sixth of a harvest's CPU
@@ -83,17 +84,13 @@ def _record_key_function(kind: Kind) -> RecordKey:
     """
     generic = kind.record_key
     if kind.endpoint is None:
-        return generic
+        return lambda items: [generic(item) for item in items]
     paths = [tuple(field.split(".")) for field in kind.endpoint.key_fields]
     if len(paths) == 1 and len(paths[0]) == 1:
         name = paths[0][0]
-
-        def flat_key(record: Any) -> tuple[Any, ...]:
-            if type(record) is dict:
-                return (record.get(name),)
-            return generic(record)
-
-        return flat_key
+        return lambda items: [
+            (item.get(name),) if type(item) is dict else generic(item) for item in items
+        ]
 
     def nested_key(record: Any) -> tuple[Any, ...]:
         values = []
@@ -106,7 +103,7 @@ def _record_key_function(kind: Kind) -> RecordKey:
             values.append(value)
         return tuple(values)
 
-    return nested_key
+    return lambda items: [nested_key(item) for item in items]
 
 
 @attrs.define
@@ -120,15 +117,15 @@ class _UnitTally:
     records: int = 0
     duplicates: int = 0
     issues: list[str] = attrs.field(factory=list)
-    key: RecordKey = attrs.field(init=False)
+    keys_of: PageKeys = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.key = _record_key_function(self.kind)
+        self.keys_of = _page_keys_function(self.kind)
 
     def keep_new(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Drop records already delivered for this unit (same natural key)."""
         seen = self.seen
-        keys = [self.key(item) for item in items]
+        keys = self.keys_of(items)
         fresh = set(keys)
         if len(fresh) == len(keys) and seen.isdisjoint(fresh):  # the common case
             seen |= fresh
@@ -500,6 +497,10 @@ class Harvester:
         first = await fetch(1, int(wanted))
         # Pages are numbered by the length the server reports, not the one asked for.
         length, page_count, total = first.length, first.page_count, first.total
+        if page_count <= 1:  # most units: no task group for pages that do not exist
+            await self._emit(unit, 1, first, tally, send)
+            tally.check_pages(length, page_count, total)
+            return
         failure: CollectError | None = None
 
         async def fetch_into(slot: _PageSlot) -> None:
