@@ -250,7 +250,7 @@ async def _warm(make: Callable[[], Awaitable[None]]) -> None:
 
 
 def run(ctx: Context) -> ScenarioResult:
-    count = 200 if ctx.quick else 1200
+    count = 200 if ctx.quick else 1000
     rounds = 1 if ctx.quick else 3
     result = ScenarioResult(
         NAME,
@@ -333,7 +333,7 @@ def run(ctx: Context) -> ScenarioResult:
     # -- loopback TCP --------------------------------------------------------------------
     lives = 90  # the simulator keeps the records of 96 (live, kind) pairs generated
     data = DatasetSpec(lives=lives, rooms=3, chat_per_live=100, empty_every=0, huge_every=0)
-    requests = 300 if ctx.quick else 3000
+    requests = 300 if ctx.quick else 2000
     loopback = Table(
         f"Loopback TCP, {CONCURRENCY} in flight, chat pages of ~100 records",
         ("client", "req/s", "vs bare", "client CPU us/req", "vs bare", "server CPU us/req"),

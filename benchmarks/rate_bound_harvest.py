@@ -25,8 +25,12 @@ LATENCY = 0.1
 CONCURRENCY = 32
 
 
-def spec(quick: bool) -> DatasetSpec:
-    return DatasetSpec(lives=30 if quick else 300)
+def spec(quick: bool, *, huge_lives: bool = False) -> DatasetSpec:
+    # No 40x lives by default: the simulator generates a live's records on its event loop
+    # and checks its bucket only after the latency sleep, so the 30-70 ms it spends on a
+    # 40x live bunches the checks of the requests waiting behind it into one burst, which
+    # can overrun the bucket however evenly the client sends. The extra row shows it.
+    return DatasetSpec(lives=30 if quick else 250, huge_every=11 if huge_lives else 0)
 
 
 def config() -> SimConfig:
@@ -47,7 +51,8 @@ def run(ctx: Context) -> ScenarioResult:
         NAME,
         TITLE,
         f"simulator in its own process (uvicorn, loopback TCP): {data.lives} lives, default "
-        f"volumes, latency {LATENCY * 1000:.0f} ms, token bucket {RATE:.0f}/s burst 10; "
+        f"volumes without the 40x lives (last row: with them), latency "
+        f"{LATENCY * 1000:.0f} ms, token bucket {RATE:.0f}/s burst 10; "
         f"default kinds; concurrency {CONCURRENCY} (rate x latency = 10 must fit in flight)",
     )
     runs: list[Run] = []
@@ -82,6 +87,14 @@ def run(ctx: Context) -> ScenarioResult:
             runs.append(
                 api_harvest(server, "API, rate=100, concurrency 8", rate=RATE, concurrency=8)
             )
+    if not ctx.quick:
+        with sim_server(spec(ctx.quick, huge_lives=True), config()) as server:
+            ctx.log(f"{NAME}: library API, told the rate, data set with 40x lives")
+            runs.append(
+                api_harvest(
+                    server, "API, rate=100, with 40x lives", rate=RATE, concurrency=CONCURRENCY
+                )
+            )
 
     table = Table(
         "Harvest against a 100 requests/s limit",
@@ -105,21 +118,32 @@ def run(ctx: Context) -> ScenarioResult:
             r.duration,
             r.ok / RATE,
             f"{efficiency(r):.3f}",
-            f"{net_efficiency(r, startup):.3f}" if r.label.startswith("cc-collect") else "-",
+            f"{net_efficiency(r, startup):.3f}"
+            if startup and r.label.startswith("cc-collect")
+            else "-",
             r.cpu_per_request_us,
             "yes" if r.complete else "NO",
         )
     table.notes += [
         "ideal = requests answered / 100 per s; efficiency = ideal / time",
+        "with 40x lives: the simulator spends 30-70 ms of its event loop generating such a "
+        "live and checks its bucket after the latency sleep, so requests waiting behind it "
+        "meet the bucket in a burst; a 429 then pauses every request for its Retry-After (1 s)",
         "API rows: harvest time from the harvester's own clock, in a fresh process; "
         "cc-collect rows: the command's wall time, interpreter start and file assembly included",
-        f"net of start-up: the wall time less that of the same command on an empty window "
-        f"({startup:.2f} s: interpreter, imports, output directory, one listing request)",
     ]
+    if startup:
+        table.notes.append(
+            "net of start-up: the wall time less that of the same command on an empty window "
+            f"({startup:.2f} s: interpreter, imports, output directory, one listing request); "
+            "the cc-collect targets are judged on it"
+        )
     result.tables.append(table)
 
     def eff(r: Run) -> float:
-        return net_efficiency(r, startup) if r.label.startswith("cc-collect") else efficiency(r)
+        if startup and r.label.startswith("cc-collect"):
+            return net_efficiency(r, startup)
+        return efficiency(r)
 
     def told_check(r: Run) -> Check:
         ok = eff(r) >= 0.95 and r.rejected == 0 and r.complete

@@ -17,6 +17,11 @@ __all__ = ["AdaptiveRateLimiter", "RateLimiter"]
 
 # A change of rate smaller than this leaves the reserved slots where they are.
 _REPLAN_CHANGE = 0.1
+# How late a woken caller may be before the callers behind it are moved back: two slots, and
+# never less than timer and scheduling slack (at thousands of requests a second a slot is
+# shorter than the lateness of any wake-up).
+_CATCH_UP = 2
+_MIN_CATCH_UP = 0.02
 # Seconds of successes the adaptive limiter counts to tell the rate that got through.
 _THROUGHPUT_WINDOW = 0.25
 
@@ -110,14 +115,32 @@ class RateLimiter:
         self._line.append(slot)
         try:
             while True:
+                planned = slot.due
                 with CancelScope() as slot.scope:
-                    await anyio.sleep(slot.due - now)
+                    await anyio.sleep(planned - now)
                 now = anyio.current_time()
-                # Re-timed while asleep: sleep on to the new slot, unless it has come.
-                if not slot.scope.cancelled_caught or slot.due <= now:
-                    return
+                # Re-timed or moved back while asleep (or while waking up along with others
+                # after a stall): sleep on to the new slot, unless it has come.
+                if slot.due == planned or slot.due <= now:
+                    break
         finally:
             self._line.remove(slot)
+        # Woken much later than planned (the event loop or the machine stalled): the callers
+        # still waiting move back too, rather than all going at once on waking. A burst of
+        # the whole stall would overrun the server's bucket, and one "too fast" costs everyone
+        # its Retry-After. A little lateness is caught up, or timer slack alone would wear the
+        # rate down. Lateness counts from the earliest slot: wake-ups come in any order.
+        earliest = min(slot.due, self._line[0].due) if self._line else slot.due
+        tolerance = max(_CATCH_UP * self._burst / self._rate, _MIN_CATCH_UP)
+        if now - earliest > tolerance:
+            self._shift(now - earliest - tolerance)
+
+    def _shift(self, seconds: float) -> None:
+        for slot in self._line:
+            slot.due += seconds
+            if slot.scope is not None:
+                slot.scope.cancel()
+        self._tat += seconds
 
     def on_success(self) -> None:
         """The server accepted a request that went through this limiter."""

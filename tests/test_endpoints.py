@@ -10,7 +10,7 @@ in conftest, from the raw query of the request as sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -353,6 +353,43 @@ def test_the_table_has_the_vendors_thirteen_paths() -> None:
         "rollcall": ("POST", "/openapi/collect/rollcall/get"),
     }
     assert {name: (e.method, e.path) for name, e in ENDPOINTS.items()} == expected
+
+
+class _Record(Mapping[str, Any]):
+    """A record that is a Mapping but not a dict, as a caller's own decoder might give."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._data[key]
+        return _Record(value) if isinstance(value, dict) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@pytest.mark.parametrize(
+    ("name", "record", "key"),
+    [
+        ("chat", {"id": 7, "content": "hi"}, (7,)),
+        ("access", {"viewerid": "v1", "enter_time": "t", "x": 1}, ("v1", "t")),
+        ("vote", {"publish_data": {"vote_id": "q9"}, "vote_data": []}, ("q9",)),
+        ("vote", {"publish_data": "not an object"}, (None,)),
+        ("rollcall", {"roll_call_id": "r", "user_id": 3}, ("r", 3)),
+        ("reward", {"uid": 1}, (1, None, None)),
+    ],
+)
+def test_natural_keys_of_dicts_and_other_mappings(
+    name: str, record: dict[str, Any], key: tuple[Any, ...]
+) -> None:
+    endpoint = ENDPOINTS[name]
+    assert endpoint.record_key(record) == key
+    assert endpoint.record_key(_Record(record)) == key
+    assert endpoint.page_keys([record, _Record(record), record]) == [key, key, key]
 
 
 # -- one test per endpoint -------------------------------------------------------------------

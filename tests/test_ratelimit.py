@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 import respx
 
@@ -118,6 +120,79 @@ async def test_too_fast_without_retry_after_does_not_pause(clock: FakeAnyio) -> 
     assert limiter.rate_limited == 2
     await limiter.acquire()
     assert clock.sleeps == []
+
+
+class SteppedAnyio(FakeAnyio):
+    """A clock the test moves by hand; sleepers really wait (and can be woken) until then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._moved: anyio.Event | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        until = self.now + seconds
+        while self.now < until - 1e-9:
+            if self._moved is None:
+                self._moved = anyio.Event()
+            await self._moved.wait()
+
+    async def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self._moved is not None:
+            self._moved.set()
+            self._moved = None
+        await settle()
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await anyio.lowlevel.checkpoint()
+
+
+async def released_times(clock: SteppedAnyio, limiter: RateLimiter, stall: float) -> list[float]:
+    """Six callers at once; the clock jumps ``stall`` seconds (the event loop was blocked),
+    then runs on in 10 ms steps. When each caller was let through, from the start."""
+    released: list[float] = []
+    start = clock.now
+
+    async def caller() -> None:
+        await limiter.acquire()
+        released.append(round(clock.now - start, 6))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(caller)
+        await settle()  # everyone has reserved a slot
+        await clock.advance(stall)
+        while len(released) < 6:
+            await clock.advance(0.01)
+    return released
+
+
+@pytest.mark.anyio
+async def test_a_stall_moves_the_waiting_callers_back(
+    monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    clock = SteppedAnyio()
+    monkeypatch.setattr(ratelimit_module, "anyio", clock)
+    released = await released_times(clock, RateLimiter(rate=10.0), stall=1.0)
+    # Slots 0.1-0.5 s all passed during the stall. Two slots of lateness are caught up at
+    # once; the rest keep their spacing instead of bursting out together at 1.0 s.
+    if anyio_backend == "asyncio":  # wakes the sleepers in the order of their slots
+        assert released == pytest.approx([0.0, 1.0, 1.0, 1.0, 1.1, 1.2], abs=0.011)
+    else:  # trio wakes a batch in random order: a later slot may count its lateness first
+        assert released[0] == 0.0
+        assert released[-1] >= 1.1 - 0.011
+
+
+@pytest.mark.anyio
+async def test_a_little_lateness_is_caught_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SteppedAnyio()
+    monkeypatch.setattr(ratelimit_module, "anyio", clock)
+    released = await released_times(clock, RateLimiter(rate=10.0), stall=0.15)
+    # 50 ms late is within two slots: the schedule stands (timer slack must not wear the rate).
+    assert released == pytest.approx([0.0, 0.15, 0.2, 0.3, 0.4, 0.5], abs=0.011)
 
 
 @pytest.mark.parametrize(

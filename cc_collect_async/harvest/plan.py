@@ -96,6 +96,12 @@ class Kind:
             return (record.get("liveid"),)
         return self.endpoint.record_key(record)
 
+    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """:meth:`record_key` of each record of a page."""
+        if self.endpoint is None:
+            return [(record.get("liveid"),) for record in records]
+        return self.endpoint.page_keys(records)
+
 
 KINDS: dict[str, Kind] = {
     k.name: k

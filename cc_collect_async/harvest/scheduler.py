@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -67,43 +67,8 @@ async def _acquire(semaphore: anyio.Semaphore) -> None:
         await semaphore.acquire()
 
 
-PageKeys = Callable[[list[Any]], list[tuple[Any, ...]]]
-
 #: Lives listed ahead of the planner (one listing page at the vendor's usual cap).
 _LIVES_AHEAD = 100
-
-
-def _page_keys_function(kind: Kind) -> PageKeys:
-    """The natural keys of a page of records: ``kind.record_key`` of each, specialised for
-    the dicts a JSON decoder returns.
-
-    The generic key walks dotted field paths through any ``Mapping``; an ``isinstance``
-    check against that ABC for every field of every record was a sixth of a harvest's CPU
-    (benchmarks/). Records that are not plain dicts all the way down still take the generic
-    path, so both always agree.
-    """
-    generic = kind.record_key
-    if kind.endpoint is None:
-        return lambda items: [generic(item) for item in items]
-    paths = [tuple(field.split(".")) for field in kind.endpoint.key_fields]
-    if len(paths) == 1 and len(paths[0]) == 1:
-        name = paths[0][0]
-        return lambda items: [
-            (item.get(name),) if type(item) is dict else generic(item) for item in items
-        ]
-
-    def nested_key(record: Any) -> tuple[Any, ...]:
-        values = []
-        for path in paths:
-            value = record
-            for part in path:
-                if type(value) is not dict:
-                    return generic(record)
-                value = value.get(part)
-            values.append(value)
-        return tuple(values)
-
-    return lambda items: [nested_key(item) for item in items]
 
 
 @attrs.define
@@ -117,15 +82,11 @@ class _UnitTally:
     records: int = 0
     duplicates: int = 0
     issues: list[str] = attrs.field(factory=list)
-    keys_of: PageKeys = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.keys_of = _page_keys_function(self.kind)
 
     def keep_new(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Drop records already delivered for this unit (same natural key)."""
         seen = self.seen
-        keys = self.keys_of(items)
+        keys = self.kind.page_keys(items)
         fresh = set(keys)
         if len(fresh) == len(keys) and seen.isdisjoint(fresh):  # the common case
             seen |= fresh
