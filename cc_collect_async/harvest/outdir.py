@@ -155,13 +155,13 @@ class NotAHarvestDirectoryError(Exception):
     """The directory is not empty and holds no harvest: refusing to write files into it."""
 
 
-def _os_error(action: str, path: Path, exc: OSError) -> OutputError:
+def _os_error(action: str, path: str | Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc)
     return OutputError(f"cannot {action} {path}: {reason}")
 
 
 @contextlib.contextmanager
-def _io(action: str, path: Path) -> Iterator[None]:
+def _io(action: str, path: str | Path) -> Iterator[None]:
     """Turn an OSError into an OutputError naming the path (no traceback for a full disk)."""
     try:
         yield
@@ -238,7 +238,7 @@ class HarvestRequest:
 class _OpenPart:
     """A unit being received: its temporary file and what went into it."""
 
-    tmp: Path
+    tmp: str
     file: IO[bytes]
     records: int = 0
 
@@ -262,8 +262,9 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
-    tmp = path.with_name(f".{path.name}{_TMP}")
+def _write_atomic(path: str | Path, data: bytes, *, fsync: bool) -> None:
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}{_TMP}")
     with open(tmp, "wb") as file:
         file.write(data)
         if fsync:
@@ -271,12 +272,21 @@ def _write_atomic(path: Path, data: bytes, *, fsync: bool) -> None:
             os.fsync(file.fileno())
     os.replace(tmp, path)
     if fsync:
-        _fsync_dir(path.parent)
+        _fsync_dir(Path(directory))
 
 
 def _count_lines(path: Path) -> int:
     with open(path, "rb") as file:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
+
+
+def _count_entries(directory: Path, suffix: str) -> int:
+    with _io("read", directory):
+        return sum(1 for name in os.listdir(directory) if name.endswith(suffix))
+
+
+def _totals() -> dict[str, int]:
+    return {"units": 0, "pages": 0, "records": 0, "duplicates": 0}
 
 
 def _now() -> str:
@@ -321,6 +331,12 @@ class DirectorySink:
         self._journal: IO[bytes] | None = None
         self._failed_io = False
         self._started_at = _now()
+        # What the committed units hold, per kind, kept up to date as units are committed:
+        # the manifest never needs the whole journal or a scan of the parts (flat memory).
+        self._totals = {kind: _totals() for kind in request.kinds}
+        self._issues: list[dict[str, Any]] = []
+        self._lives_seen = 0
+        self._part_dirs = {k: str(self._kind_dir(k)) for k in (_LIVES, *request.kinds)}
 
     def __repr__(self) -> str:
         return f"DirectorySink({str(self.path)!r}, {self.request.describe()!r})"
@@ -330,6 +346,10 @@ class DirectorySink:
     @property
     def _parts(self) -> Path:
         return self.path / _PARTS
+
+    def _part_path(self, kind: str, liveid: str, suffix: str) -> str:
+        # Plain strings: pathlib interns every name it parses, which grew with the units.
+        return os.path.join(self._part_dirs[kind], _part_name(liveid, suffix))
 
     def _kind_dir(self, kind: str) -> Path:
         return self._parts / kind
@@ -374,6 +394,7 @@ class DirectorySink:
                 with _io("create", self._kind_dir(kind)):
                     self._kind_dir(kind).mkdir(parents=True, exist_ok=True)
             self.skip = frozenset(self._committed_units())
+            self._lives_seen = _count_entries(self._kind_dir(_LIVES), ".json")
             with _io("write", self._parts / _JOURNAL):
                 # Open for the sink's lifetime: one append per committed unit.
                 self._journal = open(self._parts / _JOURNAL, "ab")  # noqa: SIM115
@@ -475,6 +496,7 @@ class DirectorySink:
                         entry.unlink()
 
     def _journal_entries(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The latest journal entry of each unit, by (live id, kind)."""
         entries: dict[tuple[str, str], dict[str, Any]] = {}
         journal = self._parts / _JOURNAL
         if not journal.exists():
@@ -489,6 +511,7 @@ class DirectorySink:
         return entries
 
     def _committed_units(self) -> Iterator[tuple[str, str]]:
+        """The units earlier runs committed, counted into the totals as they are found."""
         journal = self._journal_entries()
         for kind in self.request.kinds:
             for entry in self._kind_dir(kind).iterdir():
@@ -503,19 +526,30 @@ class DirectorySink:
                     with _io("remove", entry):
                         entry.unlink()
                     continue
+                self._count_unit(kind, liveid, noted or {})
                 yield liveid, kind
+
+    def _count_unit(self, kind: str, liveid: str, entry: Mapping[str, Any]) -> None:
+        totals = self._totals[kind]
+        totals["units"] += 1
+        for name in ("pages", "records", "duplicates"):
+            totals[name] += int(entry.get(name) or 0)
+        for issue in entry.get("issues") or ():
+            self._issues.append(
+                {"kind": kind, "roomid": entry.get("roomid"), "liveid": liveid, "reason": issue}
+            )
 
     # -- the Sink protocol ------------------------------------------------------------------
 
     async def live(self, live: Live) -> None:
-        target = self._kind_dir(_LIVES) / _part_name(live.liveid, ".json")
+        target = self._part_path(_LIVES, live.liveid, ".json")
         with self._writing(target):
             _write_atomic(target, encode_line(dict(live.wire())), fsync=False)
 
     async def write(self, batch: Batch) -> None:
         unit = batch.unit
         part = self._pending.get(unit)
-        with self._writing(self._kind_dir(unit.kind)):
+        with self._writing(self._part_dirs[unit.kind]):
             if part is None:
                 part = self._pending[unit] = self._open_part(unit)
             roomid, liveid = unit.live.roomid, unit.live.liveid
@@ -537,7 +571,7 @@ class DirectorySink:
             if part is not None:
                 self._discard(part)
             return
-        final = self._kind_dir(unit.kind) / _part_name(unit.live.liveid, ".jsonl")
+        final = self._part_path(unit.kind, unit.live.liveid, ".jsonl")
         with self._writing(final):
             if part is None:  # no records: an empty part still records the unit as done
                 part = self._open_part(unit)
@@ -557,6 +591,7 @@ class DirectorySink:
             self._journal.write(encode_line(entry))
             self._journal.flush()
             os.replace(part.tmp, final)
+        self._count_unit(unit.kind, unit.live.liveid, entry)
 
     async def close(self, report: HarvestReport) -> None:
         """Assemble the final files (whatever units are committed) and write the manifest.
@@ -572,10 +607,12 @@ class DirectorySink:
     def _finish(self, report: HarvestReport) -> None:
         if not self._failed_io:
             try:
-                lives = self._read_lives()
+                lives = self._lives_in_order()
+                self._lives_seen = len(lives)
                 if report.complete or any(self._has_parts(kind) for kind in self.request.kinds):
                     self._assemble(lives)
-                self.manifest = self._build_manifest(report, lives=lives)
+                del lives
+                self.manifest = self._build_manifest(report)
                 self._write_manifest(self.manifest)
                 if self.manifest["complete"]:
                     self._remove_parts()
@@ -595,7 +632,7 @@ class DirectorySink:
     # -- writing units ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _writing(self, path: Path) -> Iterator[None]:
+    def _writing(self, path: str | Path) -> Iterator[None]:
         try:
             with _io("write", path):
                 yield
@@ -604,7 +641,7 @@ class DirectorySink:
             raise
 
     def _open_part(self, unit: Unit) -> _OpenPart:
-        tmp = self._kind_dir(unit.kind) / _part_name(unit.live.liveid, ".jsonl" + _TMP)
+        tmp = self._part_path(unit.kind, unit.live.liveid, ".jsonl" + _TMP)
         return _OpenPart(tmp, open(tmp, "wb"))
 
     @staticmethod
@@ -612,7 +649,7 @@ class DirectorySink:
         with contextlib.suppress(OSError):
             part.file.close()
         with contextlib.suppress(OSError):
-            part.tmp.unlink()
+            os.unlink(part.tmp)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -620,41 +657,54 @@ class DirectorySink:
         directory = self._kind_dir(kind)
         return directory.is_dir() and any(e.name.endswith(".jsonl") for e in directory.iterdir())
 
-    def _read_lives(self) -> list[dict[str, Any]]:
-        """Every live seen by any run, in start-time order (then room, then id)."""
-        lives: list[dict[str, Any]] = []
+    def _lives_in_order(self) -> list[str]:
+        """The id of every live seen by any run, in start-time order (then room, then id).
+
+        Only the ids are held, not the lives: memory stays flat with thousands of lives.
+        """
+        keyed: list[tuple[str, str, str]] = []
         directory = self._kind_dir(_LIVES)
         if not directory.is_dir():
-            return lives
+            return []
         with _io("read", directory):
-            for entry in directory.iterdir():
-                if entry.name.endswith(".json"):
-                    lives.append(_loads(entry.read_bytes()))
-        lives.sort(
-            key=lambda lv: (
-                str(lv.get("start_time") or ""),
-                str(lv.get("roomid")),
-                str(lv.get("liveid")),
-            )
-        )
-        return lives
+            for name in os.listdir(directory):
+                if name.endswith(".json"):
+                    with open(os.path.join(directory, name), "rb") as file:
+                        live = _loads(file.read())
+                    start, room = str(live.get("start_time") or ""), str(live.get("roomid"))
+                    keyed.append((start, room, _liveid_of(name, ".json")))
+        keyed.sort()
+        return [liveid for *_, liveid in keyed]
 
-    def _ordered_parts(self, kind: str, lives: list[dict[str, Any]]) -> list[Path]:
-        directory = self._kind_dir(kind)
-        present = {
-            _liveid_of(e.name, ".jsonl"): e
-            for e in directory.iterdir()
-            if e.name.endswith(".jsonl")
-        }
-        ordered = [present.pop(str(lv["liveid"])) for lv in lives if str(lv["liveid"]) in present]
-        # Parts of lives no listing mentions any more still hold committed records.
-        return ordered + [present[k] for k in sorted(present)]
+    def _ordered_parts(self, kind: str, lives: list[str]) -> Iterator[str]:
+        """The committed parts of ``kind``, in the order of ``lives`` (paths)."""
+        directory = str(self._kind_dir(kind))
+        found = 0
+        for liveid in lives:
+            path = os.path.join(directory, _part_name(liveid, ".jsonl"))
+            if os.path.exists(path):
+                found += 1
+                yield path
+        if found < _count_entries(Path(directory), ".jsonl"):
+            # Parts of lives no listing mentions any more still hold committed records.
+            listed = set(lives)
+            leftover = {
+                liveid: name
+                for name in os.listdir(directory)
+                if name.endswith(".jsonl") and (liveid := _liveid_of(name, ".jsonl")) not in listed
+            }
+            for liveid in sorted(leftover):
+                yield os.path.join(directory, leftover[liveid])
 
-    def _assemble(self, lives: list[dict[str, Any]]) -> None:
+    def _assemble(self, lives: list[str]) -> None:
         files = self.final_files()
         target = self.path / files["lives"]
+        live_dir = str(self._kind_dir(_LIVES))
         with _io("write", target):
-            _write_atomic(target, b"".join(encode_line(lv) for lv in lives), fsync=True)
+            tmp = target.with_name(f".{target.name}{_TMP}")
+            # Each live's file is one JSON line already.
+            _concatenate((os.path.join(live_dir, _part_name(lv, ".json")) for lv in lives), tmp)
+            os.replace(tmp, target)
         for kind in self.request.kinds:
             target = self.path / files[kind]
             with _io("write", target):
@@ -663,7 +713,7 @@ class DirectorySink:
                 if self.request.format == "parquet":
                     from .parquet import write_parquet
 
-                    write_parquet(tmp, parts)
+                    write_parquet(tmp, [Path(part) for part in parts])
                     with open(tmp, "rb+") as file:
                         os.fsync(file.fileno())
                 else:
@@ -709,48 +759,14 @@ class DirectorySink:
             _write_atomic(target, text.encode(), fsync=True)
 
     def _build_manifest(
-        self,
-        report: HarvestReport | None,
-        *,
-        lives: list[dict[str, Any]] | None = None,
-        outcome: str | None = None,
+        self, report: HarvestReport | None, *, outcome: str | None = None
     ) -> dict[str, Any]:
         previous = self._previous or {}
-        journal = self._journal_entries() if self._parts.is_dir() else {}
-        if lives is None:
-            lives = self._read_lives()
         kinds = self.request.kinds
         counts: dict[str, dict[str, Any]] = {
-            kind: {"units": 0, "failed": 0, "pages": 0, "records": 0, "duplicates": 0}
-            for kind in kinds
+            kind: {"units": 0, "failed": 0, **self._totals[kind]} for kind in kinds
         }
-        committed = {
-            (liveid, kind)
-            for kind in kinds
-            if self._kind_dir(kind).is_dir()
-            for liveid in (
-                _liveid_of(e.name, ".jsonl")
-                for e in self._kind_dir(kind).iterdir()
-                if e.name.endswith(".jsonl")
-            )
-        }
-        issues: list[dict[str, Any]] = []
-        for key in sorted(committed, key=lambda k: (kinds.index(k[1]), k[0])):
-            counted = counts[key[1]]
-            entry = journal.get(key, {})
-            counted["units"] += 1
-            counted["pages"] += int(entry.get("pages") or 0)
-            counted["records"] += int(entry.get("records") or 0)
-            counted["duplicates"] += int(entry.get("duplicates") or 0)
-            for issue in entry.get("issues") or ():
-                issues.append(
-                    {
-                        "kind": key[1],
-                        "roomid": entry.get("roomid"),
-                        "liveid": key[0],
-                        "reason": issue,
-                    }
-                )
+        issues = sorted(self._issues, key=lambda i: (kinds.index(i["kind"]), i["liveid"]))
         failures = [attrs.asdict(f) for f in (report.failures if report else [])]
         for failure in report.failures if report else []:
             if failure.kind in counts:
@@ -758,7 +774,7 @@ class DirectorySink:
         files = self.final_files()
         for kind, counted in counts.items():
             counted["file"] = files.get(kind)
-        expected = len(lives) * len(kinds)
+        expected = self._lives_seen * len(kinds)
         done = sum(int(c.get("units", 0)) for c in counts.values())
         runs = [dict(r) for r in previous.get("runs", [])]
         for run in runs:
@@ -790,7 +806,7 @@ class DirectorySink:
             "source": self.source,
             "started_at": runs[0].get("started_at"),
             "finished_at": this_run.get("finished_at"),
-            "lives": len(lives),
+            "lives": self._lives_seen,
             "units": {
                 "expected": expected,
                 "done": done,
@@ -844,7 +860,7 @@ def _describe_json(request: Mapping[str, Any]) -> str:
     return f"{what}, kinds {kinds}, format {fmt}"
 
 
-def _concatenate(parts: Iterable[Path], target: Path) -> None:
+def _concatenate(parts: Iterable[str | Path], target: Path) -> None:
     with open(target, "wb") as out:
         for part in parts:
             with open(part, "rb") as source:
