@@ -516,3 +516,27 @@ def test_a_failed_lives_listing_exits_1(
     assert code == 1
     assert "failed: listing lives of room NOSUCHROOM" in stderr
     assert read_manifest(tmp_path)["complete"] is False
+
+
+# -- event loop --------------------------------------------------------------------------------
+
+
+def test_commands_run_on_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import uvloop
+
+    from cc_collect_async.cli import commands
+    from cc_collect_async.cli.exits import ExitCode
+
+    loops: list[type] = []
+
+    async def probe() -> ExitCode:
+        loops.append(type(asyncio.get_running_loop()))
+        return ExitCode.OK
+
+    assert commands.run_async(probe) == ExitCode.OK
+    monkeypatch.setattr(commands, "uvloop_available", lambda: False)
+    assert commands.run_async(probe) == ExitCode.OK
+    assert loops[0] is uvloop.Loop
+    assert not issubclass(loops[1], uvloop.Loop)

@@ -8,13 +8,14 @@ which messages a person sees, which error means which exit code, and how Ctrl-C 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
@@ -54,6 +55,19 @@ def configure_logging(verbose: int, stream: TextIO) -> None:
     else:
         logger.addHandler(logging.NullHandler())
     logger.propagate = False
+
+
+def run_async(func: Callable[..., Awaitable[ExitCode]], *args: object) -> ExitCode:
+    """Run a command's coroutine on asyncio, on uvloop's event loop when it is installed
+    (the ``fast`` extra): it spends less CPU per request, which is what keeps 128 requests
+    in flight at the pace of the server's latency on a small machine (benchmarks/)."""
+    return anyio.run(
+        func, *args, backend="asyncio", backend_options={"use_uvloop": uvloop_available()}
+    )
+
+
+def uvloop_available() -> bool:
+    return sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None
 
 
 def _say(stream: TextIO, text: str) -> None:
@@ -109,7 +123,7 @@ def run_harvest(
         _error(stderr, exc)
         return ExitCode.OUTPUT
     try:
-        return anyio.run(_harvest, options, sink, stderr, stdout, backend="asyncio")
+        return run_async(_harvest, options, sink, stderr, stdout)
     finally:
         sink.release()
 
@@ -253,7 +267,7 @@ def run_lives(
     """``cc-collect lives``: one JSON line per live of the window, on stdout."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    return anyio.run(_lives, options, stderr, stdout, backend="asyncio")
+    return run_async(_lives, options, stderr, stdout)
 
 
 async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
@@ -299,7 +313,7 @@ def run_call(
     """``cc-collect call``: one endpoint, its OK envelope pretty-printed on stdout."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    return anyio.run(_call, options, stderr, stdout, backend="asyncio")
+    return run_async(_call, options, stderr, stdout)
 
 
 async def _call(options: CallOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
