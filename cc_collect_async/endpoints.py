@@ -10,8 +10,9 @@ endpoint is one more row.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import date, datetime
+from itertools import repeat
 from typing import Any, Literal
 
 import attrs
@@ -239,13 +240,23 @@ class Endpoint:
             values.append(value)
         return tuple(values)
 
-    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        """:meth:`record_key` of each record of a page."""
-        if len(self._key_paths) == 1 and len(self._key_paths[0]) == 1:  # most endpoints
-            name = self._key_paths[0][0]
-            key = self.record_key
-            return [(r.get(name),) if type(r) is dict else key(r) for r in records]
-        return [self.record_key(r) for r in records]
+    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable]:
+        """Keys that tell the records of a page apart exactly as :meth:`record_key` does:
+        its tuples, or, where the key is one field, that field's values (cheaper to make,
+        hash and compare: this runs for every record a harvest fetches)."""
+        paths = self._key_paths
+        if len(paths) != 1:
+            return [self.record_key(r) for r in records]
+        if len(paths[0]) == 1:
+            try:
+                return list(map(_dict_get, records, repeat(paths[0][0], len(records))))
+            except TypeError:  # not all plain dicts
+                pass
+        return [self.record_key(r)[0] for r in records]
+
+
+# dict.get unbound: raises TypeError on anything but a dict, where a Mapping needs its own get.
+_dict_get: Callable[[Any, str], Any] = dict.get
 
 
 def _p(name: str, required: bool = False, fmt: ParamFormat = "text") -> Param:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -96,10 +96,10 @@ class Kind:
             return (record.get("liveid"),)
         return self.endpoint.record_key(record)
 
-    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        """:meth:`record_key` of each record of a page."""
+    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable]:
+        """Keys that tell a page's records apart (see :meth:`Endpoint.page_keys`)."""
         if self.endpoint is None:
-            return [(record.get("liveid"),) for record in records]
+            return [record.get("liveid") for record in records]
         return self.endpoint.page_keys(records)
 
 

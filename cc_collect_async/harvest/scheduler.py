@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -77,7 +77,7 @@ class _UnitTally:
 
     unit: Unit
     kind: Kind
-    seen: set[tuple[Any, ...]] = attrs.field(factory=set)
+    seen: set[Hashable] = attrs.field(factory=set)
     page_sizes: list[int] = attrs.field(factory=list)
     records: int = 0
     duplicates: int = 0
