@@ -22,6 +22,8 @@ _REPLAN_CHANGE = 0.1
 # shorter than the lateness of any wake-up).
 _CATCH_UP = 2
 _MIN_CATCH_UP = 0.02
+# Lateness this small is rounding: moving the line for it would wake every sleeper.
+_EARLY = 1e-6
 # Seconds of successes the adaptive limiter counts to tell the rate that got through.
 _THROUGHPUT_WINDOW = 0.25
 
@@ -29,11 +31,18 @@ _THROUGHPUT_WINDOW = 0.25
 class _Slot:
     """A caller waiting for the token it reserved; ``scope`` wakes it to re-time the slot."""
 
-    __slots__ = ("due", "scope")
+    __slots__ = ("due", "moves", "scope")
 
     def __init__(self, due: float) -> None:
         self.due = due
+        self.moves = 0  # times re-timed: a float compare can miss a move smaller than an ulp
         self.scope: CancelScope | None = None
+
+    def move(self, due: float) -> None:
+        self.due = due
+        self.moves += 1
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class RateLimiter:
@@ -91,9 +100,7 @@ class RateLimiter:
         for index, slot in enumerate(self._line):
             due = start + index * interval
             if due != slot.due:
-                slot.due = due
-                if slot.scope is not None:
-                    slot.scope.cancel()
+                slot.move(due)
         self._tat = start + len(self._line) * interval
 
     async def acquire(self) -> None:
@@ -115,13 +122,13 @@ class RateLimiter:
         self._line.append(slot)
         try:
             while True:
-                planned = slot.due
+                moves = slot.moves
                 with CancelScope() as slot.scope:
-                    await anyio.sleep(planned - now)
+                    await anyio.sleep(slot.due - now)
                 now = anyio.current_time()
                 # Re-timed or moved back while asleep (or while waking up along with others
                 # after a stall): sleep on to the new slot, unless it has come.
-                if slot.due == planned or slot.due <= now:
+                if slot.moves == moves or slot.due <= now:
                     break
         finally:
             self._line.remove(slot)
@@ -131,15 +138,13 @@ class RateLimiter:
         # its Retry-After. A little lateness is caught up, or timer slack alone would wear the
         # rate down. Lateness counts from the earliest slot: wake-ups come in any order.
         earliest = min(slot.due, self._line[0].due) if self._line else slot.due
-        tolerance = max(_CATCH_UP * self._burst / self._rate, _MIN_CATCH_UP)
-        if now - earliest > tolerance:
-            self._shift(now - earliest - tolerance)
+        behind = now - earliest - max(_CATCH_UP * self._burst / self._rate, _MIN_CATCH_UP)
+        if behind > _EARLY:  # not for rounding: a shift wakes every sleeper
+            self._shift(behind)
 
     def _shift(self, seconds: float) -> None:
         for slot in self._line:
-            slot.due += seconds
-            if slot.scope is not None:
-                slot.scope.cancel()
+            slot.move(slot.due + seconds)
         self._tat += seconds
 
     def on_success(self) -> None:

@@ -540,3 +540,25 @@ def test_commands_run_on_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyP
     assert commands.run_async(probe) == ExitCode.OK
     assert loops[0] is uvloop.Loop
     assert not issubclass(loops[1], uvloop.Loop)
+
+
+# -- requests in flight ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], 8),
+        (["--rate", "10"], 8),
+        (["--rate", "100"], 25),  # 100/s at a 250 ms round trip; 8 held it at 75%
+        (["--rate", "5000"], 64),
+        (["--rate", "100", "--concurrency", "4"], 4),
+        (["--concurrency", "3"], 3),
+    ],
+)
+def test_concurrency_follows_the_rate_unless_given(argv: list[str], expected: int) -> None:
+    from cc_collect_async.cli.args import build_parser, harvest_options
+
+    ns = build_parser().parse_args(["harvest", "--since", "2026-11-01", *argv])
+    environ = {"CC_USERID": "U", "CC_API_KEY": "K"}
+    assert harvest_options(ns, environ).concurrency == expected

@@ -8,6 +8,7 @@ one-line message, before any request is sent and before any file is touched.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ __all__ = [
     "LivesOptions",
     "UsageError",
     "build_parser",
+    "default_concurrency",
     "default_out",
     "parse_kinds_option",
     "parse_live",
@@ -39,6 +41,12 @@ __all__ = [
 ENV_USERID = "CC_USERID"
 ENV_API_KEY = "CC_API_KEY"
 ENV_BASE_URL = "CC_BASE_URL"
+
+#: Requests in flight when neither --concurrency nor --rate says otherwise.
+DEFAULT_CONCURRENCY = 8
+#: The round trip --rate's default concurrency leaves room for, and its ceiling.
+_ROUND_TRIP = 0.25
+_MAX_DEFAULT_CONCURRENCY = 64
 
 _WHEN_LAYOUTS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 
@@ -371,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=_positive_int,
         metavar="N",
-        help="requests in flight at once (default 8)",
+        help="requests in flight at once (default 8; with --rate R, R/4 up to 64)",
     )
     pace.add_argument(
         "--rate",
@@ -450,10 +458,19 @@ def harvest_options(
         credentials=credentials,
         request=request,
         out=ns.out or default_out(request),
-        concurrency=ns.concurrency,
+        concurrency=ns.concurrency or default_concurrency(ns.rate),
         rate=ns.rate,
         display=_display(ns),
     )
+
+
+def default_concurrency(rate: float | None) -> int:
+    """Enough requests in flight for ``rate`` to be reached at a 250 ms round trip: a rate
+    of R per second needs R x round trip of them (8 held a 100/s harvest at 75%)."""
+    if rate is None:
+        return DEFAULT_CONCURRENCY
+    wanted = math.ceil(rate * _ROUND_TRIP)
+    return min(_MAX_DEFAULT_CONCURRENCY, max(DEFAULT_CONCURRENCY, wanted))
 
 
 def lives_options(

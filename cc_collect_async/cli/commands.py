@@ -31,7 +31,14 @@ from ..harvest.outdir import (
     OutputError,
     encode_line,
 )
-from .args import CallOptions, Credentials, HarvestOptions, LivesOptions, UsageError
+from .args import (
+    DEFAULT_CONCURRENCY,
+    CallOptions,
+    Credentials,
+    HarvestOptions,
+    LivesOptions,
+    UsageError,
+)
 from .exits import ExitCode, find_error
 from .interrupt import cancel_on_signal
 from .progress import failure_lines, follow, format_duration, progress_view, summary_table
@@ -91,7 +98,7 @@ def _client(credentials: Credentials, concurrency: int | None = None) -> Collect
         credentials.userid,
         credentials.api_key,
         base_url=credentials.base_url,
-        max_concurrency=concurrency or 8,
+        max_concurrency=concurrency or DEFAULT_CONCURRENCY,
     )
 
 
