@@ -313,7 +313,11 @@ async def test_disk_full_is_an_output_error_and_commits_nothing_half_written(
     error = find_error(caught.value, OutputError)
     assert error is not None and "No space left on device" in str(error)
     assert not list((tmp_path / ".parts" / "chat").glob("*.jsonl"))
-    assert read_manifest(tmp_path)["runs"][-1]["outcome"] == "output-error"
+    manifest = read_manifest(tmp_path)
+    assert manifest["runs"][-1]["outcome"] == "output-error"
+    # The lives seen before the failure are counted, without reading them back.
+    seen = len(list((tmp_path / ".parts" / "lives").glob("*.json")))
+    assert seen > 0 and manifest["lives"] == seen
 
 
 async def test_parquet_holds_the_same_rows_as_jsonl(sim: Simulator, tmp_path: Path) -> None:

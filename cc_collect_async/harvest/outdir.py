@@ -544,7 +544,7 @@ class DirectorySink:
     async def live(self, live: Live) -> None:
         target = self._part_path(_LIVES, live.liveid, ".json")
         with self._writing(target):
-            _write_atomic(target, encode_line(dict(live.wire())), fsync=False)
+            self._save_live(target, encode_line(dict(live.wire())))
 
     async def write(self, batch: Batch) -> None:
         unit = batch.unit
@@ -639,6 +639,12 @@ class DirectorySink:
         except OutputError:
             self._failed_io = True
             raise
+
+    def _save_live(self, target: str, line: bytes) -> None:
+        seen = os.path.exists(target)  # by an earlier run
+        _write_atomic(target, line, fsync=False)
+        if not seen:
+            self._lives_seen += 1
 
     def _open_part(self, unit: Unit) -> _OpenPart:
         tmp = self._part_path(unit.kind, unit.live.liveid, ".jsonl" + _TMP)
