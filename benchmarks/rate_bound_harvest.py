@@ -128,7 +128,8 @@ def run(ctx: Context) -> ScenarioResult:
         "ideal = requests answered / 100 per s; efficiency = ideal / time",
         "with 40x lives: the simulator spends 30-70 ms of its event loop generating such a "
         "live and checks its bucket after the latency sleep, so requests waiting behind it "
-        "meet the bucket in a burst; a 429 then pauses every request for its Retry-After (1 s)",
+        "can meet the bucket in a burst, and a 429 costs the rejected request its "
+        "Retry-After (1 s); what that costs varies from run to run",
         "API rows: harvest time from the harvester's own clock, in a fresh process; "
         "cc-collect rows: the command's wall time, interpreter start and file assembly included",
         "cc-collect --rate 100: as a user types it, so 25 requests in flight (the default "
