@@ -23,7 +23,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -81,7 +81,7 @@ async def _bounded(count: int, one: Callable[[int], Awaitable[None]]) -> None:
     await asyncio.gather(*(guarded(i) for i in range(count)))
 
 
-def _variants(body: bytes, count: int) -> dict[str, Callable[[], Awaitable[None]]]:
+def _variants(body: bytes, count: int) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
     """Each variant does ``count`` requests for distinct lives through one more layer."""
     from cc_collect_async import CollectClient, RateLimiter, thqs
     from cc_collect_async.harvest import Harvester

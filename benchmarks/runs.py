@@ -93,12 +93,26 @@ def api_harvest(server: SimServer, label: str, **job: Any) -> Run:
         job.setdefault("since", server.since.isoformat())
         job.setdefault("until", server.until.isoformat())
     spec = HarvestJob(base_url=server.url, userid=server.userid, api_key=server.api_key, **job)
+    result, run = _measured_child(server, label, "benchmarks.harvest_child", spec.to_json())
+    run.records = result["records"]
+    run.complete = result["complete"]
+    run.engine = result["engine"]
+    run.stopped = result["stopped"]
+    run.extra = {"final_rate": result["final_rate"], "failures": result["failures"]}
+    return run
+
+
+def _measured_child(
+    server: SimServer, label: str, module: str, job: str
+) -> tuple[dict[str, Any], Run]:
+    """Run a measuring child (it prints duration, requests, cpu, peak_rss_mb) against the
+    server with its counters reset: the child's result, and the Run of what both saw."""
     server.reset()
     cpu_before = server.cpu_seconds()
-    result = child_json("benchmarks.harvest_child", spec.to_json())
+    result = child_json(module, job)
     server_cpu = server.cpu_seconds() - cpu_before
     stats = server.stats()
-    return Run(
+    run = Run(
         label=label,
         duration=result["duration"],
         requests=result["requests"],
@@ -107,12 +121,8 @@ def api_harvest(server: SimServer, label: str, **job: Any) -> Run:
         cpu=result["cpu"],
         server_cpu=server_cpu,
         peak_rss_mb=result["peak_rss_mb"],
-        records=result["records"],
-        complete=result["complete"],
-        engine=result["engine"],
-        stopped=result["stopped"],
-        extra={"final_rate": result["final_rate"], "failures": result["failures"]},
     )
+    return result, run
 
 
 def cli_path() -> list[str] | None:
@@ -220,19 +230,6 @@ def request_loop(
         "loop": loop,
         "stdlib_json": stdlib_json,
     }
-    server.reset()
-    cpu_before = server.cpu_seconds()
-    result = child_json("benchmarks.request_loops", json.dumps(job))
-    server_cpu = server.cpu_seconds() - cpu_before
-    stats = server.stats()
-    return Run(
-        label=label,
-        duration=result["duration"],
-        requests=result["requests"],
-        ok=stats["ok"],
-        rejected=stats["rate_limited"],
-        cpu=result["cpu"],
-        server_cpu=server_cpu,
-        peak_rss_mb=result["peak_rss_mb"],
-        stopped=result.get("stopped", False),
-    )
+    result, run = _measured_child(server, label, "benchmarks.request_loops", json.dumps(job))
+    run.stopped = result.get("stopped", False)
+    return run

@@ -230,9 +230,7 @@ class SelectingTransport(httpx.AsyncBaseTransport):
         return httpx.AsyncHTTPTransport(limits=self._limits, http1=True, http2=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._inner is None:
-            self._inner = self._choose()
-        return await self._inner.handle_async_request(request)
+        return await self.resolve().handle_async_request(request)
 
     async def aclose(self) -> None:
         if self._inner is not None:

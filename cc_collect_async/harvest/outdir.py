@@ -280,7 +280,7 @@ def _count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
 
 
-def _count_entries(directory: Path, suffix: str) -> int:
+def _count_entries(directory: str | Path, suffix: str) -> int:
     with _io("read", directory):
         return sum(1 for name in os.listdir(directory) if name.endswith(suffix))
 
@@ -688,14 +688,14 @@ class DirectorySink:
 
     def _ordered_parts(self, kind: str, lives: list[str]) -> Iterator[str]:
         """The committed parts of ``kind``, in the order of ``lives`` (paths)."""
-        directory = str(self._kind_dir(kind))
+        directory = self._part_dirs[kind]
         found = 0
         for liveid in lives:
-            path = os.path.join(directory, _part_name(liveid, ".jsonl"))
+            path = self._part_path(kind, liveid, ".jsonl")
             if os.path.exists(path):
                 found += 1
                 yield path
-        if found < _count_entries(Path(directory), ".jsonl"):
+        if found < _count_entries(directory, ".jsonl"):
             # Parts of lives no listing mentions any more still hold committed records.
             listed = set(lives)
             leftover = {
@@ -709,11 +709,10 @@ class DirectorySink:
     def _assemble(self, lives: list[str]) -> None:
         files = self.final_files()
         target = self.path / files["lives"]
-        live_dir = str(self._kind_dir(_LIVES))
         with _io("write", target):
             tmp = target.with_name(f".{target.name}{_TMP}")
             # Each live's file is one JSON line already.
-            _concatenate((os.path.join(live_dir, _part_name(lv, ".json")) for lv in lives), tmp)
+            _concatenate((self._part_path(_LIVES, lv, ".json") for lv in lives), tmp)
             os.replace(tmp, target)
         for kind in self.request.kinds:
             target = self.path / files[kind]

@@ -60,6 +60,19 @@ async def _send(stream: MemoryObjectSendStream[Event], event: Event) -> None:
         await stream.send(event)
 
 
+async def _receive(stream: MemoryObjectReceiveStream[Event]) -> Event | None:
+    """The next event, or None once the stream has ended."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        try:
+            return await stream.receive()
+        except anyio.EndOfStream:
+            return None
+    except anyio.EndOfStream:
+        return None
+
+
 async def _acquire(semaphore: anyio.Semaphore) -> None:
     try:
         semaphore.acquire_nowait()
@@ -242,16 +255,7 @@ class Harvester:
         """
         try:
             async with self.stream() as events:
-                while True:
-                    try:
-                        event = events.receive_nowait()
-                    except anyio.WouldBlock:
-                        try:
-                            event = await events.receive()
-                        except anyio.EndOfStream:
-                            break
-                    except anyio.EndOfStream:
-                        break
+                while (event := await _receive(events)) is not None:
                     if isinstance(event, Batch):
                         await sink.write(event)
                     elif isinstance(event, UnitResult):
