@@ -23,10 +23,33 @@ from .retry import RetryPolicy
 from .thqs import Clock
 from .transport import HttpBackend
 
-__all__ = ["CollectClient"]
+__all__ = ["CollectClient", "check_base_url"]
 
 T = TypeVar("T")
 When = date | datetime | str
+
+
+def check_base_url(url: str) -> str:
+    """``url`` without its trailing slash, or ``ValueError`` saying what is wrong with it.
+
+    A base URL with no host, a port out of range or broken brackets would otherwise fail
+    on every attempt, six retries later, with a transport error.
+    """
+    text = url.strip()
+    try:
+        parsed = httpx.URL(text)
+        port = parsed.port  # httpx checks the range when it parses
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"base URL {text!r} is malformed ({exc})") from None
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError(f"base URL {text!r} must start with http:// or https://")
+    if not parsed.host:
+        raise ValueError(f"base URL {text!r} has no host")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"base URL {text!r} has a port out of range")
+    if parsed.query or parsed.fragment:
+        raise ValueError(f"base URL {text!r} must not carry a query or fragment")
+    return text.rstrip("/")
 
 
 class CollectClient:
@@ -62,8 +85,9 @@ class CollectClient:
         clock: Clock = time.time,
         sleep: Sleep = anyio.sleep,
     ) -> None:
-        if not userid:
+        if not userid.strip():
             raise ValueError("userid is empty")
+        base_url = check_base_url(base_url)
         self._owns_http = http_client is None
         http = http_client or build_http_client(
             max_connections=max_concurrency,

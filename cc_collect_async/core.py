@@ -64,7 +64,7 @@ class ApiKey:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
-        if not value:
+        if not value.strip():
             raise ValueError("the API key is empty")
         self._value = value
 

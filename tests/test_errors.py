@@ -381,3 +381,28 @@ async def test_replies_that_do_not_fit_the_model_are_decode_errors(
     async with make_client() as client:
         with pytest.raises(DecodeError):
             await call(client)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "why"),
+    [
+        ("http://", "no host"),
+        ("http://127.0.0.1:99999", "port out of range"),
+        ("http://[::1", "malformed"),
+        ("ftp://example.com", "http:// or https://"),
+        ("http://example.com/?a=1", "query"),
+    ],
+)
+def test_a_bad_base_url_is_refused_before_any_request(base_url: str, why: str) -> None:
+    from cc_collect_async import CollectClient
+
+    with pytest.raises(ValueError, match=why):
+        CollectClient("user", "key", base_url=base_url)
+
+
+@pytest.mark.parametrize(("userid", "key"), [("   ", "key"), ("user", "   ")])
+def test_blank_credentials_are_refused(userid: str, key: str) -> None:
+    from cc_collect_async import CollectClient
+
+    with pytest.raises(ValueError, match="empty"):
+        CollectClient(userid, key)
