@@ -206,6 +206,100 @@ def test_missing_credentials_exit_2_naming_the_variables(
     assert code == 2 and "CC_API_KEY" in stderr and "CC_USERID" not in stderr
 
 
+# Misconfiguration: each case is refused with one line and exit 2 before anything exists:
+# no output directory, no request, no traceback, and the key is never echoed.
+MISCONFIGURED: list[tuple[dict[str, str], list[str], str]] = [
+    ({"CC_API_KEY": "   "}, [], "CC_API_KEY (or --api-key)"),
+    ({"CC_USERID": "  "}, [], "CC_USERID (or --userid)"),
+    ({}, ["--api-key", " "], "CC_API_KEY (or --api-key)"),
+    ({}, ["--until", "0001-01-01"], "expected a time from 1970-01-01 to 9999-12-30"),
+    ({}, ["--since", "0001-01-01", "--until", "2026-11-01"], "expected a time from 1970-01-01"),
+    ({}, ["--since", "9999-12-31"], "expected a time from 1970-01-01 to 9999-12-30"),
+    ({}, ["--until", "9999-12-31 23:59"], "expected a time from 1970-01-01 to 9999-12-30"),
+    ({"CC_BASE_URL": "http://"}, [], "CC_BASE_URL: base URL 'http://' has no host"),
+    ({"CC_BASE_URL": "http://127.0.0.1:99999"}, [], "has a port out of range"),
+    ({"CC_BASE_URL": "http://[::1"}, [], "CC_BASE_URL: base URL 'http://[::1' is malformed"),
+    ({}, ["--base-url", "ftp://x"], "--base-url: base URL 'ftp://x' must start with http://"),
+    ({}, ["--timeout", "0"], "--timeout: expected a positive number"),
+    ({}, ["--timeout", "nan"], "--timeout: expected a positive number"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "environ", "argv", "message"),
+    [
+        (command, environ, argv, message)
+        for command in ("harvest", "lives", "call")
+        for environ, argv, message in MISCONFIGURED
+        # call takes no window
+        if not (command == "call" and {"--since", "--until"} & set(argv))
+    ],
+)
+def test_misconfiguration_exits_2_with_one_line_before_anything_is_created(
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    environ: dict[str, str],
+    argv: list[str],
+    message: str,
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "o"
+    where = {
+        "harvest": ["harvest", "--out", str(out)],
+        "lives": ["lives"],
+        "call": ["call", "user_count", "liveid=L"],
+    }[command]
+    monkeypatch.chdir(tmp_path)
+
+    code, stdout, stderr = run(capsys, *where, *argv)
+
+    assert code == 2, stderr
+    assert stderr.count("\n") == 1 and message in stderr, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert KEY not in stderr
+    assert list(tmp_path.iterdir()) == [], "nothing created"
+    assert sim.stats.requests == 0
+
+
+@pytest.mark.parametrize("command", ["harvest", "lives", "call"])
+def test_timeout_reaches_the_client(
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    from cc_collect_async.cli import commands
+
+    timeouts: list[object] = []
+
+    class Recording(commands.CollectClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            timeouts.append(kwargs.get("timeout"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(commands, "CollectClient", Recording)
+    live = sim.dataset.lives()[0]
+    where = {
+        "harvest": ["harvest", *WINDOW, "--kinds", "vote", *FAST, "--out"],
+        "lives": ["lives", *WINDOW, "--room"],
+        "call": ["call", "user_count", f"liveid={live.liveid}", "--userid"],
+    }[command]
+    last = {"harvest": str(tmp_path / "a"), "lives": live.roomid, "call": DEMO_USERID}[command]
+    code, _, stderr = run(capsys, *where, last, "--timeout", "7.5")
+    assert code == 0, stderr
+    assert timeouts == [7.5]
+
+    timeouts.clear()
+    last = str(tmp_path / "b") if command == "harvest" else last
+    assert run(capsys, *where, last)[0] == 0
+    assert timeouts == [None], "without --timeout the library's default applies"
+
+
 def test_missing_pyarrow_is_a_usage_error(
     sim: Simulator,
     tmp_path: Path,

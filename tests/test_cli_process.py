@@ -242,3 +242,38 @@ def test_console_script_and_module_agree() -> None:
     if script.exists():
         direct = subprocess.run([str(script), "--version"], capture_output=True, text=True)
         assert direct.stdout == module.stdout
+
+
+@pytest.mark.parametrize(
+    ("environ", "argv", "message"),
+    [
+        ({"CC_API_KEY": "   "}, [], "CC_API_KEY (or --api-key)"),
+        ({"CC_USERID": "  "}, [], "CC_USERID (or --userid)"),
+        ({}, ["--until", "0001-01-01"], "expected a time from 1970-01-01"),
+        ({"CC_BASE_URL": "http://127.0.0.1:99999"}, [], "has a port out of range"),
+        ({"CC_BASE_URL": "http://"}, [], "has no host"),
+    ],
+)
+def test_misconfiguration_exits_2_with_one_line_and_creates_nothing(
+    served: tuple[Simulator, str],
+    env: dict[str, str],
+    tmp_path: Path,
+    environ: dict[str, str],
+    argv: list[str],
+    message: str,
+) -> None:
+    sim, _ = served
+    sim.reset_stats()
+    done = subprocess.run(
+        [sys.executable, "-m", "cc_collect_async", "harvest", "--out", "o", *argv],
+        env={**env, **environ},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert DEMO_API_KEY not in done.stderr and done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+    assert sim.stats.requests == 0

@@ -3,73 +3,101 @@ and exit codes; the work itself is done by :mod:`cc_collect_async.harvest`).
 
 Exit codes: 0 complete, 1 some units failed, 2 usage or configuration error, 3
 authentication rejected, 4 output error (unwritable directory, full disk), 130 interrupted.
+
+This module imports nothing heavy at import time: :func:`main` imports the commands inside
+its Ctrl-C handling, so a Ctrl-C while the program is still starting (importing the HTTP
+stack takes a noticeable fraction of a second) ends it with 130 and one line, not a
+traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from .args import (
-    UsageError,
-    build_parser,
-    call_options,
-    demo_options,
-    harvest_options,
-    lives_options,
-)
 from .exits import ExitCode
 
+if TYPE_CHECKING:
+    import argparse
+
 __all__ = ["ExitCode", "main"]
+
+#: A subcommand: the parsed command line and the arguments left over in, the exit code out.
+Runner = Callable[["argparse.Namespace", Sequence[str]], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``cc-collect`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    from .commands import configure_logging, run_call, run_harvest, run_lives, run_sim
-    from .demo import run_demo
+    try:
+        from .args import UsageError, build_parser
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    try:
-        namespace, extra = parser.parse_known_args(args)
-        if extra and namespace.command != "sim":
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    except SystemExit as exc:  # argparse: 2 for a usage error, 0 after --help/--version
-        return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
-    try:
-        if namespace.command == "sim":
-            try:
-                return run_sim(extra)
-            except SystemExit as exc:
-                return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
-        configure_logging(getattr(namespace, "verbose", 0), sys.stderr)
-        if namespace.command == "harvest":
-            return run_harvest(harvest_options(namespace, os.environ))
-        if namespace.command == "lives":
-            return _stdout_closed_ok(run_lives, lives_options(namespace, os.environ))
-        if namespace.command == "call":
-            return run_call(call_options(namespace, os.environ))
-        if namespace.command == "demo":
-            return run_demo(demo_options(namespace))
-        raise AssertionError(f"unhandled command {namespace.command}")
-    except UsageError as exc:
-        print(f"cc-collect: error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        args = list(sys.argv[1:] if argv is None else argv)
+        parser = build_parser()
+        try:
+            namespace, extra = parser.parse_known_args(args)
+            if extra and namespace.command != "sim":
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        except SystemExit as exc:  # argparse: 2 for a usage error, 0 after --help/--version
+            return _exit_status(exc)
+        try:
+            return _runners()[namespace.command](namespace, extra)
+        except UsageError as exc:
+            print(f"cc-collect: error: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
     except KeyboardInterrupt:
-        # Only before the harvest's own handler is installed, or in lives/call.
+        # Before the harvest's own handler is installed (start-up), or in lives/call.
         print("\ncc-collect: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
 
 
-def _stdout_closed_ok(run: object, options: object) -> int:
+def _runners() -> dict[str, Runner]:
+    """Each subcommand's runner; a new subcommand adds its parser in ``args.build_parser``
+    and its runner here."""
+    from .args import call_options, demo_options, harvest_options, lives_options
+    from .commands import configure_logging, run_call, run_harvest, run_lives, run_sim
+    from .demo import run_demo
+
+    def harvest(ns: argparse.Namespace, extra: Sequence[str]) -> int:
+        options = harvest_options(ns, os.environ)
+        configure_logging(ns.verbose, sys.stderr)
+        return run_harvest(options)
+
+    def lives(ns: argparse.Namespace, extra: Sequence[str]) -> int:
+        options = lives_options(ns, os.environ)
+        configure_logging(ns.verbose, sys.stderr)
+        return _stdout_closed_ok(lambda: run_lives(options))
+
+    def call(ns: argparse.Namespace, extra: Sequence[str]) -> int:
+        options = call_options(ns, os.environ)
+        configure_logging(ns.verbose, sys.stderr)
+        return run_call(options)
+
+    def demo(ns: argparse.Namespace, extra: Sequence[str]) -> int:
+        options = demo_options(ns)
+        configure_logging(ns.verbose, sys.stderr)
+        return run_demo(options)
+
+    def sim(ns: argparse.Namespace, extra: Sequence[str]) -> int:
+        try:
+            return run_sim(extra)
+        except SystemExit as exc:  # the simulator's own argparse
+            return _exit_status(exc)
+
+    return {"harvest": harvest, "lives": lives, "call": call, "demo": demo, "sim": sim}
+
+
+def _exit_status(exc: SystemExit) -> int:
+    return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+
+
+def _stdout_closed_ok(run: Callable[[], int]) -> int:
     """``cc-collect lives | head``: a reader that stops early is not an error."""
-    assert callable(run)
     try:
-        code: int = run(options)
+        return run()
     except BrokenPipeError:
         # Point stdout at nothing so the interpreter's final flush does not complain.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.OK
-    return code

@@ -13,24 +13,32 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn, TypeAlias
 
 import attrs
 
 from .. import __version__
+from ..beijing import BEIJING, format_date, format_minute, parse_text
+from ..client import check_base_url
 from ..core import DEFAULT_BASE_URL
 from ..endpoints import ENDPOINTS
 from ..harvest import ALL_KINDS, DEFAULT_KINDS, Window, parse_kinds
 from ..harvest.outdir import FORMATS, Format, HarvestRequest
-from ..models import BEIJING
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "CallOptions",
     "Credentials",
     "DemoOptions",
     "HarvestOptions",
     "LivesOptions",
     "UsageError",
+    "add_connection_options",
+    "add_display_options",
+    "add_window_options",
     "build_parser",
+    "credentials_of",
     "default_concurrency",
     "default_out",
     "parse_kinds_option",
@@ -48,7 +56,11 @@ DEFAULT_CONCURRENCY = 8
 _ROUND_TRIP = 0.25
 _MAX_DEFAULT_CONCURRENCY = 64
 
-_WHEN_LAYOUTS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+#: The times the command line accepts. Outside them date arithmetic and the conversions to
+#: UTC overflow (year 1 minus a day, year 9999 plus one), and years before 1000 are written
+#: without their leading zeros on the wire; no live of this vendor falls outside anyway.
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(9999, 12, 30, 23, 59)
 
 
 class UsageError(Exception):
@@ -59,15 +71,19 @@ class UsageError(Exception):
 
 
 def parse_when(text: str) -> datetime:
-    """``YYYY-MM-DD`` (midnight) or ``YYYY-MM-DD HH:MM``, naive Beijing time."""
-    for layout in _WHEN_LAYOUTS:
-        try:
-            return datetime.strptime(text.strip(), layout)
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(
-        f"expected a Beijing time as YYYY-MM-DD or 'YYYY-MM-DD HH:MM', got {text!r}"
-    )
+    """``YYYY-MM-DD`` (midnight) or ``YYYY-MM-DD HH:MM``, naive Beijing time, from
+    :data:`EARLIEST` to :data:`LATEST`."""
+    try:
+        when = parse_text(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a Beijing time as YYYY-MM-DD or 'YYYY-MM-DD HH:MM', got {text!r}"
+        ) from None
+    if not EARLIEST <= when <= LATEST:
+        raise argparse.ArgumentTypeError(
+            f"expected a time from {format_date(EARLIEST)} to {format_date(LATEST)}, got {text!r}"
+        )
+    return when
 
 
 def parse_kinds_option(text: str) -> tuple[str, ...]:
@@ -127,8 +143,11 @@ class Credentials:
         base_url: str | None,
         environ: Mapping[str, str],
     ) -> Credentials:
-        userid = userid or environ.get(ENV_USERID, "")
-        api_key = api_key or environ.get(ENV_API_KEY, "")
+        """Options first, then the environment; a blank value counts as missing. The base URL
+        is checked as the client will check it, so a bad one is a usage error here rather
+        than a failed request later."""
+        userid = (userid if userid is not None else environ.get(ENV_USERID, "")).strip()
+        api_key = (api_key if api_key is not None else environ.get(ENV_API_KEY, "")).strip()
         missing = [
             f"{name} (or {flag})"
             for name, flag, value in (
@@ -138,11 +157,14 @@ class Credentials:
             if not value
         ]
         if missing:
-            raise UsageError(f"no credentials: set {' and '.join(missing)}")
-        base_url = base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        if not base_url.startswith(("http://", "https://")):
-            raise UsageError(f"the base URL must start with http:// or https://, not {base_url!r}")
-        return cls(userid.strip(), api_key.strip(), base_url)
+            raise UsageError(f"no credentials: set {' and '.join(missing)} (blank counts as unset)")
+        url = base_url if base_url is not None else environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        try:
+            url = check_base_url(url)
+        except ValueError as exc:
+            source = "--base-url" if base_url is not None else ENV_BASE_URL
+            raise UsageError(f"{source}: {exc}") from None
+        return cls(userid, api_key, url)
 
 
 @attrs.frozen(kw_only=True)
@@ -155,6 +177,8 @@ class Display:
 @attrs.frozen(kw_only=True)
 class HarvestOptions:
     credentials: Credentials
+    #: Seconds for one attempt of a request in all (``--timeout``); None: the library's.
+    timeout: float | None = None
     request: HarvestRequest
     out: Path
     concurrency: int | None = None
@@ -167,6 +191,7 @@ class HarvestOptions:
 @attrs.frozen(kw_only=True)
 class LivesOptions:
     credentials: Credentials
+    timeout: float | None = None
     window: Window
     display: Display = Display()
 
@@ -174,6 +199,7 @@ class LivesOptions:
 @attrs.frozen(kw_only=True)
 class CallOptions:
     credentials: Credentials
+    timeout: float | None = None
     endpoint: str
     params: dict[str, str]
     method: str | None = None
@@ -207,9 +233,8 @@ def resolve_window(
     if since is None:
         since = until - timedelta(days=1)
     if since >= until:
-        fmt = "%Y-%m-%d %H:%M"
         raise UsageError(
-            f"--since ({since.strftime(fmt)}) must be before --until ({until.strftime(fmt)}); "
+            f"--since ({format_minute(since)}) must be before --until ({format_minute(until)}); "
             "until is exclusive"
         )
     return Window(since, until, tuple(dict.fromkeys(rooms)))
@@ -223,8 +248,9 @@ def default_out(request: HarvestRequest) -> Path:
 
     def stamp(moment: datetime) -> str:
         if moment.time() == datetime.min.time():
-            return moment.strftime("%Y-%m-%d")
-        return moment.strftime("%Y-%m-%dT%H%M")
+            return format_date(moment)
+        # A file name: no blank and no colon (Windows and some shells choke on them).
+        return format_minute(moment).replace(" ", "T").replace(":", "")
 
     since, until = window.since, window.until
     whole_day = since.time() == until.time() == datetime.min.time()
@@ -264,9 +290,14 @@ harvest does nothing.
 {_EXIT_CODES}"""
 
 
-def _credential_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("credentials and server")
+# Option groups: each adds its options to a subcommand's parser. A command takes the groups
+# it needs; a new option that several commands share belongs in a group here.
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Who to be, where to go and how long to wait: ``--userid``, ``--api-key``,
+    ``--base-url``, ``--timeout`` (read back by :func:`credentials_of` and ``ns.timeout``)."""
+    group = parser.add_argument_group("credentials and server")
     group.add_argument("--userid", metavar="ID", help=f"account id (default ${ENV_USERID})")
     group.add_argument(
         "--api-key",
@@ -279,12 +310,19 @@ def _credential_options() -> argparse.ArgumentParser:
         metavar="URL",
         help=f"API base URL (default ${ENV_BASE_URL}, else {DEFAULT_BASE_URL})",
     )
-    return parent
+    group.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="give up on one attempt of a request after SECONDS in all (connect, send and the "
+        "whole reply); the attempt is then retried like any network failure "
+        "(default: the library's)",
+    )
 
 
-def _display_options(*, json_flag: bool) -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("output")
+def add_display_options(parser: argparse.ArgumentParser, *, json_flag: bool) -> None:
+    """``-q``, ``-v`` and, for commands that end with a manifest, ``--json``."""
+    group = parser.add_argument_group("output")
     group.add_argument(
         "-q", "--quiet", action="store_true", help="no progress or summary (errors still shown)"
     )
@@ -299,10 +337,10 @@ def _display_options(*, json_flag: bool) -> argparse.ArgumentParser:
         group.add_argument(
             "--json", action="store_true", help="print manifest.json to stdout at the end"
         )
-    return parent
 
 
-def _window_options(parser: argparse.ArgumentParser) -> None:
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """``--since``, ``--until``, ``--room`` (read back by :func:`resolve_window`)."""
     group = parser.add_argument_group("window (Beijing time; default: yesterday)")
     group.add_argument(
         "--since",
@@ -325,28 +363,8 @@ def _window_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cc-collect",
-        description=_DESCRIPTION,
-        epilog=_EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    creds = _credential_options()
-
-    harvest = commands.add_parser(
-        "harvest",
-        parents=[creds, _display_options(json_flag=True)],
-        help="fetch every record of a window's lives into a directory",
-        description="Fetch every record of the chosen kinds for every live in a window\n"
-        "(or for the lives named with --live) into --out.",
-        epilog=_HARVEST_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _window_options(harvest)
-    what = harvest.add_argument_group("what and where")
+def _add_what_options(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_argument_group("what and where")
     what.add_argument(
         "--live",
         action="append",
@@ -374,7 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="jsonl",
         help="record files as JSON lines (default) or Parquet (needs the parquet extra)",
     )
-    pace = harvest.add_argument_group("pace")
+
+
+def _add_pace_options(parser: argparse.ArgumentParser) -> None:
+    pace = parser.add_argument_group("pace")
     pace.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -388,18 +409,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per second (default: adaptive, slows down when the server says so)",
     )
 
+
+# Subcommands: one function each, adding its parser to ``cc-collect``'s subparsers.
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_harvest(commands: Commands) -> None:
+    harvest = commands.add_parser(
+        "harvest",
+        help="fetch every record of a window's lives into a directory",
+        description="Fetch every record of the chosen kinds for every live in a window\n"
+        "(or for the lives named with --live) into --out.",
+        epilog=_HARVEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_window_options(harvest)
+    _add_what_options(harvest)
+    _add_pace_options(harvest)
+    add_connection_options(harvest)
+    add_display_options(harvest, json_flag=True)
+
+
+def _add_lives(commands: Commands) -> None:
     lives = commands.add_parser(
         "lives",
-        parents=[creds, _display_options(json_flag=False)],
         help="list the lives of a window as JSON lines",
         description="Print the lives that started in a window, one JSON object per line.",
     )
-    _window_options(lives)
+    add_window_options(lives)
+    add_connection_options(lives)
+    add_display_options(lives, json_flag=False)
 
+
+def _add_call(commands: Commands) -> None:
     endpoints = "\n".join(f"  {name:<13} {e.summary}" for name, e in ENDPOINTS.items())
     call = commands.add_parser(
         "call",
-        parents=[creds, _display_options(json_flag=False)],
         help="call one endpoint and print its JSON envelope",
         description="Call one endpoint by its table name and print the reply's envelope.",
         epilog=f"endpoints:\n{endpoints}\n\nexample: cc-collect call chat roomid=R liveid=L",
@@ -408,7 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name (see below)")
     call.add_argument("params", nargs="*", metavar="KEY=VALUE", help="request parameters")
     call.add_argument("--method", choices=("GET", "POST"), help="override the HTTP method")
+    add_connection_options(call)
+    add_display_options(call, json_flag=False)
 
+
+def _add_sim(commands: Commands) -> None:
+    # The simulator parses its own options (cc-collect sim --help).
     commands.add_parser(
         "sim",
         add_help=False,
@@ -416,9 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the collect API simulator on loopback until Ctrl-C.",
     )
 
+
+def _add_demo(commands: Commands) -> None:
     demo = commands.add_parser(
         "demo",
-        parents=[_display_options(json_flag=True)],
         help="harvest from a local simulator and check the files against its truth",
         description="Start the simulator on a free loopback port (with a little latency and "
         "a few injected faults), harvest its sample window (all kinds) and verify the files "
@@ -428,7 +480,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("cc-demo"), metavar="DIR", help="default ./cc-demo"
     )
     demo.add_argument("--format", choices=FORMATS, default="jsonl")
+    add_display_options(demo, json_flag=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: cron mails it and people grep it, and the usage block
+    argparse prints first would push the message itself out of sight."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cc-collect",
+        description=_DESCRIPTION,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_harvest, _add_lives, _add_call, _add_sim, _add_demo):
+        add(commands)
     return parser
+
+
+# -- from the parsed command line to checked options ----------------------------------------
 
 
 def _display(ns: argparse.Namespace) -> Display:
@@ -437,7 +514,8 @@ def _display(ns: argparse.Namespace) -> Display:
     )
 
 
-def _credentials(ns: argparse.Namespace, environ: Mapping[str, str]) -> Credentials:
+def credentials_of(ns: argparse.Namespace, environ: Mapping[str, str]) -> Credentials:
+    """The checked credentials of a command that took :func:`add_connection_options`."""
     return Credentials.resolve(ns.userid, ns.api_key, ns.base_url, environ)
 
 
@@ -453,9 +531,9 @@ def harvest_options(
     request = HarvestRequest(kinds=ns.kinds, window=window, lives=tuple(lives), format=ns.format)
     if request.format == "parquet":
         _require_parquet()
-    credentials = _credentials(ns, environ)
     return HarvestOptions(
-        credentials=credentials,
+        credentials=credentials_of(ns, environ),
+        timeout=ns.timeout,
         request=request,
         out=ns.out or default_out(request),
         concurrency=ns.concurrency or default_concurrency(ns.rate),
@@ -479,7 +557,12 @@ def lives_options(
     now: datetime | None = None,
 ) -> LivesOptions:
     window = resolve_window(ns.since, ns.until, ns.room, now)
-    return LivesOptions(credentials=_credentials(ns, environ), window=window, display=_display(ns))
+    return LivesOptions(
+        credentials=credentials_of(ns, environ),
+        timeout=ns.timeout,
+        window=window,
+        display=_display(ns),
+    )
 
 
 def call_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> CallOptions:
@@ -492,7 +575,8 @@ def call_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ
             raise UsageError(f"expected KEY=VALUE, got {item!r}")
         params[key] = value
     return CallOptions(
-        credentials=_credentials(ns, environ),
+        credentials=credentials_of(ns, environ),
+        timeout=ns.timeout,
         endpoint=ns.endpoint,
         params=params,
         method=ns.method,

@@ -39,9 +39,16 @@ from .args import (
     LivesOptions,
     UsageError,
 )
-from .exits import ExitCode, find_error
-from .interrupt import cancel_on_signal
-from .progress import failure_lines, follow, format_duration, progress_view, summary_table
+from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
+from .interrupt import run_interruptibly
+from .progress import (
+    ProgressView,
+    failure_lines,
+    follow,
+    format_duration,
+    progress_view,
+    summary_table,
+)
 
 __all__ = ["configure_logging", "run_call", "run_harvest", "run_lives", "run_sim"]
 
@@ -93,12 +100,16 @@ def _auth_message(credentials: Credentials, exc: AuthError) -> str:
     )
 
 
-def _client(credentials: Credentials, concurrency: int | None = None) -> CollectClient:
+def _client(
+    credentials: Credentials, timeout: float | None, concurrency: int | None = None
+) -> CollectClient:
+    options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
     return CollectClient(
         credentials.userid,
         credentials.api_key,
         base_url=credentials.base_url,
         max_concurrency=concurrency or DEFAULT_CONCURRENCY,
+        **options,
     )
 
 
@@ -138,126 +149,162 @@ def run_harvest(
 async def _harvest(
     options: HarvestOptions, sink: DirectorySink, stderr: TextIO, stdout: TextIO
 ) -> ExitCode:
-    display = options.display
-    quiet = display.quiet
-    where = str(options.out)
     if sink.already_complete:
-        manifest = sink.manifest or {}
-        if not quiet:
-            _say(
-                stderr,
-                f"cc-collect: {where} already holds this harvest, complete "
-                f"({int(manifest.get('records') or 0):,} records of "
-                f"{int(manifest.get('lives') or 0):,} lives, finished "
-                f"{manifest.get('finished_at')}); nothing to do",
-            )
-        if display.json:
-            _print_json(stdout, manifest)
-        return ExitCode.OK
-    request = options.request
-    if not quiet:
+        return _nothing_to_do(options, sink, stderr, stdout)
+    display = options.display
+    if not display.quiet:
+        request = options.request
         _say(
             stderr,
             f"cc-collect: harvesting {request.describe()}; kinds {','.join(request.kinds)}; "
-            f"into {where}",
+            f"into {options.out}",
         )
         if sink.skip:
             _say(stderr, f"cc-collect: resuming: {len(sink.skip):,} units already committed")
+    async with _client(options.credentials, options.timeout, options.concurrency) as client:
+        harvester = _harvester(options, client, sink)
+        view = progress_view(
+            stderr,
+            quiet=display.quiet,
+            verbose=display.verbose,
+            kinds=options.request.kinds,
+            skipped_by_kind=Counter(kind for _, kind in sink.skip),
+        )
+        error, interrupted = await _fetch(harvester, sink, view, stderr)
+        view.finish(harvester.progress(), harvester.units_skipped)
+    auth, output = _sort_error(error)
+    report = harvester.report
+    end = HarvestEnd(
+        auth_rejected=auth is not None,
+        output_failed=output is not None,
+        interrupted=interrupted or report.cancelled,
+        failed_units=len(report.failures),
+    )
+    _tell_end(options, sink.manifest or {}, end, stderr, stdout, duration=report.duration)
+    if auth is not None:
+        _error(stderr, _auth_message(options.credentials, auth))
+    elif output is not None:
+        _error(stderr, output)
+    return harvest_exit_code(end)
 
+
+def _nothing_to_do(
+    options: HarvestOptions, sink: DirectorySink, stderr: TextIO, stdout: TextIO
+) -> ExitCode:
+    manifest = sink.manifest or {}
+    if not options.display.quiet:
+        _say(
+            stderr,
+            f"cc-collect: {options.out} already holds this harvest, complete "
+            f"({int(manifest.get('records') or 0):,} records of "
+            f"{int(manifest.get('lives') or 0):,} lives, finished "
+            f"{manifest.get('finished_at')}); nothing to do",
+        )
+    if options.display.json:
+        _print_json(stdout, manifest)
+    return ExitCode.OK
+
+
+def _harvester(options: HarvestOptions, client: CollectClient, sink: DirectorySink) -> Harvester:
+    request = options.request
     extra: dict[str, Any] = {}
     if options.initial_rate is not None:
         extra["initial_rate"] = options.initial_rate
-    error: BaseException | None = None
-    interrupted = False
-    async with _client(options.credentials, options.concurrency) as client:
-        harvester = Harvester(
-            client,
-            window=request.window,
-            lives=request.lives or None,
-            kinds=request.kinds,
-            rate=options.rate,
-            concurrency=options.concurrency,
-            skip=sink.skip,
-            **extra,
-        )
-        view = progress_view(
-            stderr,
-            quiet=quiet,
-            verbose=display.verbose,
-            kinds=request.kinds,
-            skipped_by_kind=Counter(kind for _, kind in sink.skip),
-        )
+    return Harvester(
+        client,
+        window=request.window,
+        lives=request.lives or None,
+        kinds=request.kinds,
+        rate=options.rate,
+        concurrency=options.concurrency,
+        skip=sink.skip,
+        **extra,
+    )
 
-        def notice(signum: int) -> None:
-            name = signal.Signals(signum).name
-            _say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
 
-        def abandon() -> None:
-            _say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
+async def _fetch(
+    harvester: Harvester, sink: DirectorySink, view: ProgressView, stderr: TextIO
+) -> tuple[Exception | None, bool]:
+    """Run the harvest into ``sink`` with the progress display beside it and Ctrl-C handled;
+    return what it raised (sorted out by :func:`_sort_error`) and whether a signal ended it."""
 
-        try:
-            async with anyio.create_task_group() as outer:
-                work = anyio.CancelScope()
-                await outer.start(cancel_on_signal, work, notice, abandon)
-                with work:
-                    async with anyio.create_task_group() as inner:
-                        inner.start_soon(follow, harvester, view)
-                        try:
-                            await harvester.run(sink)
-                        finally:
-                            inner.cancel_scope.cancel()
-                interrupted = work.cancel_called
-                outer.cancel_scope.cancel()
-        except Exception as exc:  # anyio wraps errors in exception groups; sorted out below
-            error = exc
-        view.finish(harvester.progress(), harvester.units_skipped)
-    report = harvester.report
+    def notice(signum: int) -> None:
+        name = signal.Signals(signum).name
+        _say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
 
-    auth = find_error(error, AuthError) if error else None
-    output = (find_error(error, OutputError) or find_error(error, OSError)) if error else None
-    if error is not None and auth is None and output is None:
-        raise error  # a bug, not a condition: keep the traceback
+    def abandon() -> None:
+        _say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
 
-    manifest = sink.manifest or {}
-    if not quiet and manifest and auth is None and output is None:
+    async def work() -> None:
+        async with anyio.create_task_group() as display:
+            display.start_soon(follow, harvester, view)
+            try:
+                await harvester.run(sink)
+            finally:
+                display.cancel_scope.cancel()
+
+    try:
+        return None, await run_interruptibly(work, notice, abandon)
+    except Exception as exc:  # anyio wraps errors in exception groups; sorted out later
+        return exc, False
+
+
+def _sort_error(error: Exception | None) -> tuple[AuthError | None, Exception | None]:
+    """The rejected credentials or the output error that ``error`` holds. Anything else is
+    a bug, not a condition: it is raised again, traceback and all."""
+    if error is None:
+        return None, None
+    auth = find_error(error, AuthError)
+    output = find_error(error, OutputError) or find_error(error, OSError)
+    if auth is None and output is None:
+        raise error
+    return auth, output
+
+
+def _tell_end(
+    options: HarvestOptions,
+    manifest: Mapping[str, Any],
+    end: HarvestEnd,
+    stderr: TextIO,
+    stdout: TextIO,
+    *,
+    duration: float,
+) -> None:
+    """The summary, the failures and the closing line (the error line of an authentication
+    or output failure is the caller's)."""
+    quiet, where = options.display.quiet, options.out
+    broken = end.auth_rejected or end.output_failed
+    if not quiet and manifest and not broken:
         _say(stderr, summary_table(manifest))
     for line in failure_lines(manifest):
         _say(stderr, line)
-    if display.json and manifest:
+    if options.display.json and manifest:
         _print_json(stdout, manifest)
-
-    units = manifest.get("units") or {}
-    done, expected = int(units.get("done") or 0), int(units.get("expected") or 0)
-    if auth is not None:
-        _error(stderr, _auth_message(options.credentials, auth))
-        return ExitCode.AUTH
-    if output is not None:
-        _error(stderr, output)
-        return ExitCode.OUTPUT
-    if interrupted or report.cancelled:
+    if broken:
+        return
+    if end.interrupted:
+        units = manifest.get("units") or {}
+        done, expected = int(units.get("done") or 0), int(units.get("expected") or 0)
         _say(
             stderr,
             f"cc-collect: interrupted: {done:,} of {expected:,}+ units committed in {where}; "
             "run the same command again to finish",
         )
-        return ExitCode.INTERRUPTED
-    if report.failures:
+    elif end.failed_units:
         _say(
             stderr,
-            f"cc-collect: incomplete: {len(report.failures):,} units failed; "
+            f"cc-collect: incomplete: {end.failed_units:,} units failed; "
             "run the same command again to retry them",
         )
-        return ExitCode.UNITS_FAILED
-    if not quiet:
+    elif not quiet:
         issues = manifest.get("issues") or []
         if issues:
             _say(stderr, f"cc-collect: note: {len(issues):,} completeness issue(s) in manifest")
         _say(
             stderr,
             f"cc-collect: complete: {int(manifest.get('records') or 0):,} records in {where} "
-            f"({format_duration(report.duration)})",
+            f"({format_duration(duration)})",
         )
-    return ExitCode.OK
 
 
 # -- lives ---------------------------------------------------------------------------------
@@ -281,7 +328,7 @@ async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitC
     window = options.window
     out = _binary_stdout(stdout)
     seen: set[str] = set()
-    async with _client(options.credentials) as client:
+    async with _client(options.credentials, options.timeout) as client:
         try:
             for room in window.rooms or (None,):
                 pages = client.paginate(
@@ -324,7 +371,7 @@ def run_call(
 
 
 async def _call(options: CallOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
-    async with _client(options.credentials) as client:
+    async with _client(options.credentials, options.timeout) as client:
         try:
             envelope = await client.call(options.endpoint, method=options.method, **options.params)
         except AuthError as exc:

@@ -1,11 +1,14 @@
-"""Exit codes, and finding the error that decides one inside anyio's exception groups."""
+"""Exit codes: what each means, how a harvest's ending picks one, and finding the error that
+decides it inside anyio's exception groups."""
 
 from __future__ import annotations
 
 import enum
 from typing import TypeVar
 
-__all__ = ["ExitCode", "find_error"]
+import attrs
+
+__all__ = ["ExitCode", "HarvestEnd", "find_error", "harvest_exit_code"]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -43,3 +46,34 @@ def find_error(exc: BaseException, kind: type[E]) -> E | None:
                 if found is not None:
                     return found
     return None
+
+
+@attrs.frozen(kw_only=True)
+class HarvestEnd:
+    """How a harvest ended, in the terms the exit code is decided on."""
+
+    auth_rejected: bool = False
+    #: The output directory could not be written (permissions, full disk).
+    output_failed: bool = False
+    #: SIGINT/SIGTERM, or the harvest was cancelled before it finished.
+    interrupted: bool = False
+    #: Units (and room listings) that failed after their retries.
+    failed_units: int = 0
+
+
+def harvest_exit_code(end: HarvestEnd) -> ExitCode:
+    """The exit code of a harvest that ended as ``end``.
+
+    The condition that asks the most of the person reading it wins: rejected credentials
+    make every rerun fail the same way, an output error needs the disk or the directory
+    fixed, an interrupted run needs a rerun to finish, failed units a rerun to retry them.
+    """
+    if end.auth_rejected:
+        return ExitCode.AUTH
+    if end.output_failed:
+        return ExitCode.OUTPUT
+    if end.interrupted:
+        return ExitCode.INTERRUPTED
+    if end.failed_units:
+        return ExitCode.UNITS_FAILED
+    return ExitCode.OK

@@ -10,14 +10,31 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .exits import ExitCode
 
-__all__ = ["cancel_on_signal"]
+__all__ = ["cancel_on_signal", "run_interruptibly"]
+
+
+async def run_interruptibly(
+    work: Callable[[], Awaitable[None]],
+    notice: Callable[[int], None],
+    abandon: Callable[[], None],
+) -> bool:
+    """Await ``work()`` with SIGINT/SIGTERM handled as :func:`cancel_on_signal` says; True
+    when a signal cut it short. Whatever ``work`` raises propagates (inside an exception
+    group: it crosses a task group)."""
+    async with anyio.create_task_group() as watcher:
+        work_scope = anyio.CancelScope()
+        await watcher.start(cancel_on_signal, work_scope, notice, abandon)
+        with work_scope:
+            await work()
+        watcher.cancel_scope.cancel()
+    return work_scope.cancel_called
 
 
 async def cancel_on_signal(
