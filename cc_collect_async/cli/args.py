@@ -412,7 +412,7 @@ def _add_pace_options(parser: argparse.ArgumentParser) -> None:
 
 # Subcommands: one function each, adding its parser to ``cc-collect``'s subparsers.
 
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 def _add_harvest(commands: Commands) -> None:
