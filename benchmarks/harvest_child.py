@@ -133,8 +133,7 @@ async def _harvest(job: HarvestJob) -> dict[str, Any]:
             await harvester.run(sink)
         cpu = time.process_time() - cpu
         report = harvester.report
-        transport = getattr(client._http, "_transport", None)
-        engine = getattr(transport, "engine", None)
+        engine = client.engine
     return {
         "duration": report.duration,
         "cpu": cpu,

@@ -14,19 +14,23 @@ import httpx
 
 from . import models
 from .converter import structure
-from .core import DEFAULT_BASE_URL, ApiKey, Requester, Sleep, build_http_client
-from .endpoints import RawPage, endpoint
-from .errors import DecodeError
-from .pagination import Paginated
+from .core import DEFAULT_BASE_URL, ApiKey, CallStats, Reader, Requester, Sleep
+from .endpoints import Endpoint, PageStyle, RawPage, endpoint, read_object, read_records
+from .pagination import Page, Paginated, typed_page
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .thqs import Clock
-from .transport import HttpBackend
+from .transport import HttpBackend, Sender
 
 __all__ = ["CollectClient", "check_base_url"]
 
 T = TypeVar("T")
 When = date | datetime | str
+
+#: Seconds one attempt may take in all (connect, send, the whole reply): room for a chat
+#: reply of tens of megabytes on a slow link, and still a few retries within the retry
+#: policy's two minutes when a server trickles bytes.
+DEFAULT_TIMEOUT = 60.0
 
 
 def check_base_url(url: str) -> str:
@@ -52,6 +56,13 @@ def check_base_url(url: str) -> str:
     return text.rstrip("/")
 
 
+def _paginated(name: str) -> tuple[Endpoint, PageStyle]:
+    ep = endpoint(name)
+    if ep.paging is None:
+        raise ValueError(f"{name} is not paginated")
+    return ep, ep.paging
+
+
 class CollectClient:
     """Async client of the CC collect statistics API.
 
@@ -60,7 +71,8 @@ class CollectClient:
     (for tests: ``httpx.MockTransport``, ``httpx.ASGITransport``) to control the wire.
     ``http_backend`` picks the engine otherwise: ``"auto"`` (the default) uses aiohttp under
     asyncio when the ``fast`` extra is installed, which keeps its speed at high concurrency,
-    and httpx's own pool elsewhere.
+    and httpx's own pool elsewhere. ``timeout`` bounds each attempt as a whole (connect,
+    send and the whole reply); when it runs out the attempt is a retried ``TransportError``.
 
     Single-object endpoints return a model; list endpoints return a list of models; paginated
     endpoints return a :class:`~cc_collect_async.pagination.Paginated`: ``await`` it for one
@@ -77,28 +89,34 @@ class CollectClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_backend: HttpBackend = "auto",
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
         endpoint_limiters: Mapping[str, RateLimiter] | None = None,
         clock: Clock = time.time,
         sleep: Sleep = anyio.sleep,
+        _sender: Sender | None = None,
     ) -> None:
         if not userid.strip():
             raise ValueError("userid is empty")
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
         base_url = check_base_url(base_url)
-        self._owns_http = http_client is None
-        http = http_client or build_http_client(
+        #: Closed by :meth:`aclose` unless it came from the client this one derives from.
+        self._owns_sender = _sender is None
+        self._sender = _sender or Sender(
+            backend=http_backend,
             max_connections=max_concurrency,
             timeout=timeout,
+            http_client=http_client,
             transport=transport,
-            backend=http_backend,
         )
+        self._api_key = ApiKey(api_key)
         self.requester = Requester(
             userid=userid,
-            api_key=ApiKey(api_key),
-            http=http,
+            api_key=self._api_key,
+            sender=self._sender,
             base_url=base_url,
             retry=retry,
             rate_limiter=rate_limiter,
@@ -107,7 +125,8 @@ class CollectClient:
             clock=clock,
             sleep=sleep,
         )
-        self._http = http
+        self._clock = clock
+        self._sleep = sleep
 
     def with_options(
         self,
@@ -119,18 +138,24 @@ class CollectClient:
     ) -> CollectClient:
         """A client sharing this one's connection pool with other limits and fresh counters.
 
-        Closing the derived client does not close the pool; close the original.
+        Closing the derived client does not close the pool; close the original. Built by
+        the constructor, so it is a whole client of the same class.
         """
-        clone = object.__new__(CollectClient)
-        clone._owns_http = False
-        clone._http = self._http
-        clone.requester = self.requester.derive(
-            retry=retry,
-            rate_limiter=rate_limiter,
-            endpoint_limiters=endpoint_limiters,
-            max_concurrency=max_concurrency,
+        requester = self.requester
+        return type(self)(
+            requester.userid,
+            self._api_key.reveal(),
+            base_url=requester.base_url,
+            retry=retry or requester.retry,
+            rate_limiter=rate_limiter if rate_limiter is not None else requester.rate_limiter,
+            endpoint_limiters=(
+                endpoint_limiters if endpoint_limiters is not None else requester.endpoint_limiters
+            ),
+            max_concurrency=max_concurrency or requester.max_concurrency,
+            clock=self._clock,
+            sleep=self._sleep,
+            _sender=self._sender,
         )
-        return clone
 
     @classmethod
     def from_env(cls, **options: Any) -> CollectClient:
@@ -145,6 +170,28 @@ class CollectClient:
     @property
     def userid(self) -> str:
         return self.requester.userid
+
+    @property
+    def max_concurrency(self) -> int:
+        """Requests in flight at most (also the size of the connection pool)."""
+        return self.requester.max_concurrency
+
+    @property
+    def stats(self) -> CallStats:
+        """Running counts of this client's calls, requests, retries, rate-limit hits and
+        failures (a client from :meth:`with_options` counts its own)."""
+        return self.requester.stats
+
+    @property
+    def engine(self) -> str | None:
+        """The HTTP engine, ``"aiohttp"`` or ``"httpx"``; None while ``http_backend="auto"``
+        waits for the first request to see the event loop."""
+        return self._sender.engine
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one attempt may take in all: connect, send and the whole reply."""
+        return self._sender.timeout
 
     def __repr__(self) -> str:
         return f"CollectClient(userid={self.userid!r}, base_url={self.requester.base_url!r})"
@@ -161,8 +208,8 @@ class CollectClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        if self._owns_sender:
+            await self._sender.aclose()
 
     # -- generic access, used by the typed wrappers below and by the harvest ------------------
 
@@ -173,14 +220,8 @@ class CollectClient:
         return await self.requester.call(endpoint(name), params, method=method)
 
     async def fetch_records(self, name: str, **params: object) -> list[dict[str, Any]]:
-        """The wire records of a list endpoint (``data`` of the envelope)."""
-        envelope = await self.requester.call(endpoint(name), params)
-        data = envelope.get("data")
-        if data is None:
-            return []
-        if not isinstance(data, list):
-            raise DecodeError("reply data is not a list", endpoint=name)
-        return data
+        """The wire records of a list endpoint (``data`` of the envelope, each an object)."""
+        return await self.requester.request(endpoint(name), params, read=read_records)
 
     async def fetch_page(
         self,
@@ -192,13 +233,8 @@ class CollectClient:
         **params: object,
     ) -> RawPage:
         """One page of a paginated endpoint, as the server reported it."""
-        ep = endpoint(name)
-        assert ep.paging is not None, f"{name} is not paginated"
-        paging = ep.paging
-        params = {**params, paging.page_param: page, paging.length_param: length}
-        return await self.requester.request(
-            ep, params, method=method, read=lambda envelope: paging.read(envelope, name)
-        )
+        ep, paging = _paginated(name)
+        return await self._page(ep, paging, page, length, method, params, paging.read)
 
     def paginate(
         self,
@@ -210,26 +246,45 @@ class CollectClient:
         **params: object,
     ) -> Paginated[Any]:
         """A :class:`Paginated` over endpoint ``name`` from ``page`` on."""
-        ep = endpoint(name)
-        if ep.paging is None:
-            raise ValueError(f"{name} is not paginated")
+        ep, paging = _paginated(name)
 
-        async def fetch(number: int, size: int) -> RawPage:
-            return await self.fetch_page(name, number, size, method=method, **params)
+        def read_typed(envelope: dict[str, Any]) -> Page[Any]:
+            return typed_page(paging.read(envelope), ep.model)
+
+        async def fetch(number: int, size: int) -> Page[Any]:
+            return await self._page(ep, paging, number, size, method, params, read_typed)
+
+        async def fetch_raw(number: int, size: int) -> RawPage:
+            return await self._page(ep, paging, number, size, method, params, paging.read)
 
         # An explicit 0 must reach validation (and be refused), not become the default.
-        size = length if length is not None else ep.paging.max_length or 100
-        return Paginated(fetch, ep.model, page=page, length=size)
+        size = length if length is not None else paging.max_length or 100
+        return Paginated(fetch, fetch_raw, page=page, length=size)
+
+    async def _page(
+        self,
+        ep: Endpoint,
+        paging: PageStyle,
+        number: int,
+        length: int,
+        method: str | None,
+        params: Mapping[str, object],
+        read: Reader[T],
+    ) -> T:
+        params = {**params, paging.page_param: number, paging.length_param: length}
+        return await self.requester.request(ep, params, method=method, read=read)
 
     async def _one(self, name: str, model: type[T], **params: object) -> T:
-        envelope = await self.requester.call(endpoint(name), params)
-        data = envelope.get("data")
-        if not isinstance(data, dict):
-            raise DecodeError("reply data is not an object", endpoint=name)
-        return structure(data, model)
+        return await self.requester.request(
+            endpoint(name), params, read=lambda envelope: structure(read_object(envelope), model)
+        )
 
     async def _many(self, name: str, model: type[T], **params: object) -> list[T]:
-        return [structure(item, model) for item in await self.fetch_records(name, **params)]
+        return await self.requester.request(
+            endpoint(name),
+            params,
+            read=lambda envelope: [structure(item, model) for item in read_records(envelope)],
+        )
 
     # -- the 13 endpoints --------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The one cattrs converter that turns wire dicts into models.
 
-All parsing rules live here: Beijing-time timestamps (with the vendor's stray trailing
-spaces), numbers sent as strings, and the ``raw`` wire dict kept on top-level records.
+All parsing rules live here: Beijing-time timestamps (read by :mod:`cc_collect_async.beijing`,
+stray trailing spaces and all), numbers sent as strings, and the ``raw`` wire dict kept on
+top-level records.
 """
 
 from __future__ import annotations
@@ -14,31 +15,16 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
+from .beijing import parse_wire_time
 from .errors import DecodeError
-from .models import BEIJING
 
 __all__ = ["converter", "parse_beijing_time", "structure"]
 
 T = TypeVar("T")
 
-_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-
-
-def parse_beijing_time(value: object) -> datetime | None:
-    """Parse a vendor timestamp (``2017-09-12 16:22:43 ``) as an aware UTC+8 datetime."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=BEIJING)
-    text = str(value).strip()
-    if not text:
-        return None
-    for fmt in _FORMATS:
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=BEIJING)
-        except ValueError:
-            continue
-    raise ValueError(f"not a vendor timestamp: {value!r}")
+#: A vendor timestamp (``2017-09-12 16:22:43 ``) as an aware UTC+8 datetime (None for blank);
+#: the name the package exports for :func:`cc_collect_async.beijing.parse_wire_time`.
+parse_beijing_time = parse_wire_time
 
 
 def _structure_int(value: object, _: type) -> int:
@@ -55,7 +41,7 @@ def _structure_float(value: object, _: type) -> float:
 
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False, prefer_attrib_converters=False)
-    conv.register_structure_hook(datetime, lambda v, _: parse_beijing_time(v))
+    conv.register_structure_hook(datetime, lambda v, _: parse_wire_time(v))
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
 

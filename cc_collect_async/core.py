@@ -1,10 +1,12 @@
-"""The one request path: sign, send, classify, retry.
+"""The one request path: sign, send, classify, read, retry.
 
-Every call of every endpoint goes through :meth:`Requester.call`. It validates the
+Every call of every endpoint goes through :meth:`Requester.request`. It validates the
 parameters against the endpoint's row, waits for the rate limiters, signs the request afresh
-for each attempt (the server rejects a stale ``time``), sends it through one shared
-``httpx.AsyncClient``, and turns the reply into the envelope dict or a typed
-:class:`~cc_collect_async.errors.CollectError`. Nothing else in the library talks to httpx.
+for each attempt (the server rejects a stale ``time``), sends it through the
+:class:`~cc_collect_async.transport.Sender` (which alone knows the HTTP engine), turns the
+reply into the envelope dict or a typed :class:`~cc_collect_async.errors.CollectError`, and
+reads the envelope into what the caller asked for. Every step of an attempt sits inside the
+retry loop, so every error it raises carries the endpoint and the number of attempts.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import anyio
 import attrs
-import httpx
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from . import thqs
@@ -32,30 +34,19 @@ from .errors import (
     InvalidRequestError,
     RateLimitedError,
     ServerError,
-    TransportError,
 )
+from .json_codec import loads
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
-from .transport import (
-    DIRECT_ACCEPT_ENCODING,
-    AiohttpTransport,
-    HttpBackend,
-    SelectingTransport,
-)
-
-try:  # orjson decodes a 20 KB page in less than half the time of json (DESIGN.md)
-    import orjson
-
-    _loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - exercised where orjson is absent
-    _loads = json.loads
+from .transport import ReplyLike, Sender
 
 __all__ = ["DEFAULT_BASE_URL", "ApiKey", "CallStats", "Requester", "classify_reply"]
 
 DEFAULT_BASE_URL = "https://ccapi.csslcloud.net"
-USER_AGENT = "cc_collect_async/0.1"
-
 logger = logging.getLogger("cc_collect_async")
+# A library logs, the application decides where to: without this, Python's last-resort
+# handler would print warnings (a unit's failure) on stderr of any program using us.
+logger.addHandler(logging.NullHandler())
 
 
 class ApiKey:
@@ -90,9 +81,6 @@ class CallStats:
     rate_limited: int = 0
     failures: int = 0
 
-    def snapshot(self) -> CallStats:
-        return attrs.evolve(self)
-
 
 # Substrings of the vendor's FAIL messages, most specific first. The collect API documents no
 # codes; these are the ones the vendor's sibling APIs and the simulator use.
@@ -104,7 +92,12 @@ _AUTH_MARKERS = (
     "signature",
     "签名",
     "验证",
-    "unknown userid",
+    "userid",
+    "user id",
+    "account_id",
+    "account id",
+    "mismatch",
+    "不匹配",
     "用户不存在",
     "账号",
 )
@@ -126,20 +119,6 @@ def _fail_error(message: str) -> type[CollectError]:
     return InvalidRequestError
 
 
-class ReplyLike(Protocol):
-    """What classification reads from a reply: an ``httpx.Response`` or a direct
-    :class:`~cc_collect_async.transport.Reply`."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-
-    @property
-    def content(self) -> bytes: ...
-
-
 def _retry_after(response: ReplyLike) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
@@ -158,32 +137,30 @@ def _retry_after(response: ReplyLike) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-def classify_reply(
-    endpoint: Endpoint, response: ReplyLike, params: Mapping[str, object]
-) -> dict[str, Any]:
-    """Return the OK envelope of ``response`` or raise the typed error it amounts to."""
-    status = response.status_code
-    where: dict[str, Any] = {"endpoint": endpoint.name, "status": status, "params": params}
+def classify_reply(reply: ReplyLike) -> dict[str, Any]:
+    """Return the OK envelope of ``reply`` or raise the typed error it amounts to (without
+    the endpoint: the request path adds where it happened)."""
+    status = reply.status_code
     if status == 429:
         raise RateLimitedError(
             "the server says the account calls too fast",
-            retry_after=_retry_after(response),
-            **where,
+            retry_after=_retry_after(reply),
+            status=status,
         )
     if status >= 500:
-        raise ServerError(f"server error HTTP {status}", **where)
+        raise ServerError("server error", status=status)
     if status in (401, 403):
-        raise AuthError("the server rejected the credentials", **where)
+        raise AuthError("the server rejected the credentials", status=status)
     if status >= 400:
-        raise InvalidRequestError(f"the server refused the request (HTTP {status})", **where)
+        raise InvalidRequestError("the server refused the request", status=status)
     try:
-        envelope = _loads(response.content)
+        envelope = loads(reply.content)
     except ValueError as exc:
         raise DecodeError(
-            f"reply is not complete JSON ({len(response.content)} bytes): {exc}", **where
+            f"reply is not complete JSON ({len(reply.content)} bytes): {exc}", status=status
         ) from None
     if not isinstance(envelope, dict) or "result" not in envelope:
-        raise DecodeError("reply is not a collect envelope", **where)
+        raise DecodeError("reply is not a collect envelope", status=status)
     if envelope["result"] == "OK":
         return envelope
     message = str(
@@ -194,12 +171,16 @@ def classify_reply(
     code = str(envelope.get("error") or "")
     cls = _fail_error(f"{code} {message}" if code and code != message else message)
     raise cls(
-        f"the server answered FAIL: {message or 'no reason given'}", vendor_message=message, **where
+        f"the server answered FAIL: {message or 'no reason given'}",
+        vendor_message=message,
+        status=status,
     )
 
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
+#: Reads an OK envelope into what the caller wants; raises ``DecodeError`` if it cannot.
+Reader = Callable[[dict[str, Any]], T]
 
 
 def _envelope(envelope: dict[str, Any]) -> dict[str, Any]:
@@ -207,11 +188,10 @@ def _envelope(envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 class Requester:
-    """Signs, sends, classifies and retries; shared by every endpoint coroutine.
+    """Signs, sends, classifies, reads and retries; shared by every endpoint coroutine.
 
     ``max_concurrency`` caps requests in flight. It is also the size of the connection pool
-    this requester builds, so httpcore's pool queue stays empty: its request assignment costs
-    time growing with the square of the queue (DESIGN.md, performance notes).
+    the client builds, so no pool queue forms below us (DESIGN.md, performance notes).
     """
 
     def __init__(
@@ -219,7 +199,7 @@ class Requester:
         *,
         userid: str,
         api_key: ApiKey,
-        http: httpx.AsyncClient,
+        sender: Sender,
         base_url: str = DEFAULT_BASE_URL,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -231,7 +211,7 @@ class Requester:
     ) -> None:
         self.userid = userid
         self._api_key = api_key
-        self._http = http
+        self._sender = sender
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.rate_limiter = rate_limiter
@@ -243,63 +223,9 @@ class Requester:
         self._monotonic = monotonic
         self._rand = random.Random()
         self.stats = CallStats()
-        self._direct: AiohttpTransport | None = None
-        self._direct_headers: list[tuple[str, str]] = []
-        self._direct_checked = False
 
     def __repr__(self) -> str:
         return f"Requester(userid={self.userid!r}, base_url={self.base_url!r})"
-
-    def derive(
-        self,
-        *,
-        retry: RetryPolicy | None = None,
-        rate_limiter: RateLimiter | None = None,
-        endpoint_limiters: Mapping[str, RateLimiter] | None = None,
-        max_concurrency: int | None = None,
-    ) -> Requester:
-        """A requester over the same connection pool and credentials with other limits and
-        fresh counters (a harvest uses one so its report counts only its own requests)."""
-        return Requester(
-            userid=self.userid,
-            api_key=self._api_key,
-            http=self._http,
-            base_url=self.base_url,
-            retry=retry or self.retry,
-            rate_limiter=rate_limiter if rate_limiter is not None else self.rate_limiter,
-            endpoint_limiters=(
-                endpoint_limiters if endpoint_limiters is not None else self.endpoint_limiters
-            ),
-            max_concurrency=max_concurrency or self.max_concurrency,
-            clock=self._clock,
-            sleep=self._sleep,
-            monotonic=self._monotonic,
-        )
-
-    def _direct_engine(self) -> AiohttpTransport | None:
-        """The aiohttp engine of a client we built, which requests may use directly.
-
-        Only for a client made by :func:`build_http_client`: nobody else holds it, so it has
-        no hooks, auth or cookies that skipping its layers would bypass. The same headers
-        and timeouts are sent either way.
-        """
-        if not self._direct_checked:
-            self._direct_checked = True
-            http = self._http
-            if isinstance(http, _OwnHttpClient) and http.engine is not None:
-                engine = http.engine.resolve()
-                if isinstance(engine, AiohttpTransport):
-                    self._direct = engine
-                    self._direct_headers = [
-                        (k, DIRECT_ACCEPT_ENCODING if k.lower() == "accept-encoding" else v)
-                        for k, v in http.headers.items()
-                    ]
-        return self._direct
-
-    def _limiters(self, endpoint: Endpoint) -> Sequence[RateLimiter]:
-        found = [self.rate_limiter] if self.rate_limiter is not None else []
-        own = self.endpoint_limiters.get(endpoint.name)
-        return [*found, own] if own is not None else found
 
     async def call(
         self,
@@ -316,35 +242,32 @@ class Requester:
         endpoint: Endpoint,
         params: Mapping[str, object],
         *,
-        read: Callable[[dict[str, Any]], T],
+        read: Reader[T],
         method: str | None = None,
     ) -> T:
         """Call ``endpoint`` and return ``read(envelope)``.
 
-        ``read`` runs inside the retry loop: an OK envelope that ``read`` finds garbled (a
-        page without its pagination fields) is retried like a truncated body, never passed on.
+        ``read`` runs inside the retry loop: an OK envelope it finds garbled (a page without
+        its pagination fields, a record that does not fit its model) is a ``DecodeError`` of
+        this call, retried like a truncated body, never passed on.
         """
         wire = endpoint.prepare(self.userid, params)
+        verb = method or endpoint.method
         self.stats.calls += 1
         limiters = self._limiters(endpoint)
         started = self._monotonic()
         attempt = 0
         while True:
             attempt += 1
+            status: int | None = None
             try:
-                envelope = await self._attempt(endpoint, wire, method or endpoint.method, limiters)
-                try:
-                    result = read(envelope)
-                except DecodeError as exc:
-                    raise DecodeError(
-                        exc.message, endpoint=endpoint.name, status=200, params=wire
-                    ) from None
+                async with self._admitted(limiters):
+                    reply = await self._send(endpoint, wire, verb)
+                status = reply.status_code
+                result = read(classify_reply(reply))
             except CollectError as exc:
-                exc.attempts = attempt
-                if isinstance(exc, RateLimitedError):
-                    self.stats.rate_limited += 1
-                    for limiter in limiters:
-                        limiter.on_rate_limited(exc.retry_after)
+                exc.locate(endpoint.name, wire, attempt, status)
+                self._settled(limiters, exc)
                 delay = self.retry.delay(attempt, exc.retry_after, rand=self._rand)
                 out_of_time = self._monotonic() - started + delay > self.retry.max_elapsed
                 if not exc.retryable or attempt >= self.retry.max_attempts or out_of_time:
@@ -361,88 +284,53 @@ class Requester:
                 )
                 await self._sleep(delay)
                 continue
-            for limiter in limiters:
-                limiter.on_success()
+            self._settled(limiters, None)
             return result
 
-    async def _attempt(
-        self,
-        endpoint: Endpoint,
-        wire: Mapping[str, str | int],
-        method: str,
-        limiters: Sequence[RateLimiter],
-    ) -> dict[str, Any]:
-        for limiter in limiters:
-            await limiter.acquire()
+    async def _send(
+        self, endpoint: Endpoint, wire: Mapping[str, str | int], method: str
+    ) -> ReplyLike:
         # Signed per attempt: a retry must carry a fresh time or the server calls it stale.
         query = thqs.sign(wire, self._api_key.reveal(), clock=self._clock)
-        url = f"{self.base_url}{endpoint.path}?{query}"
-        body = (
-            json.dumps(wire, ensure_ascii=False).encode()
-            if method == "POST" and endpoint.json_body
-            else None
+        if method == "POST" and endpoint.json_body:
+            body = json.dumps(wire, ensure_ascii=False).encode()
+            headers: Sequence[tuple[str, str]] = (("Content-Type", "application/json"),)
+        else:
+            body, headers = None, ()
+        self.stats.requests += 1
+        logger.debug("%s %s %s", method, endpoint.path, wire)
+        return await self._sender.send(
+            method, f"{self.base_url}{endpoint.path}?{query}", headers, body
         )
-        headers = {"Content-Type": "application/json"} if body is not None else None
-        direct = self._direct_engine()
+
+    # -- rate limits and the concurrency cap: every word the request path says to them -----
+
+    def _limiters(self, endpoint: Endpoint) -> Sequence[RateLimiter]:
+        found = [self.rate_limiter] if self.rate_limiter is not None else []
+        own = self.endpoint_limiters.get(endpoint.name)
+        return [*found, own] if own is not None else found
+
+    @asynccontextmanager
+    async def _admitted(self, limiters: Sequence[RateLimiter]) -> AsyncIterator[None]:
+        """Held while one attempt is on the wire: the rate limiters let it go, and one of
+        ``max_concurrency`` slots is its own."""
+        for limiter in limiters:
+            await limiter.acquire()
         if self._capacity is None:
             self._capacity = anyio.CapacityLimiter(self.max_concurrency)
-        where: dict[str, Any] = {"endpoint": endpoint.name, "params": wire}
         async with self._capacity:
             # A slot handed over just as the caller was cancelled (another unit hit an auth
             # error, say) must not turn into one more request: anyio delivers that
             # cancellation only at the next pass through the event loop.
             await checkpoint_if_cancelled()
-            self.stats.requests += 1
-            logger.debug("%s %s %s", method, endpoint.path, wire)
-            try:
-                response: ReplyLike
-                if direct is not None:
-                    response = await direct.fetch(
-                        method,
-                        url,
-                        headers=[*self._direct_headers, *(headers or {}).items()],
-                        content=body,
-                        timeout=self._http.timeout,
-                    )
-                else:
-                    response = await self._http.request(method, url, content=body, headers=headers)
-            except httpx.TimeoutException as exc:
-                raise TransportError(f"timed out: {type(exc).__name__}", **where) from None
-            except httpx.DecodingError as exc:
-                raise DecodeError(f"undecodable reply: {exc}", **where) from None
-            except httpx.HTTPError as exc:
-                raise TransportError(f"{type(exc).__name__}: {exc}", **where) from None
-        return classify_reply(endpoint, response, wire)
+            yield
 
-
-class _OwnHttpClient(httpx.AsyncClient):
-    """The client :func:`build_http_client` makes; ``engine`` selects its engine (None
-    when the caller supplied the transport)."""
-
-    def __init__(self, *, engine: SelectingTransport | None, **options: Any) -> None:
-        super().__init__(**options)
-        self.engine = engine
-
-
-def build_http_client(
-    *,
-    max_connections: int,
-    timeout: float,
-    transport: httpx.AsyncBaseTransport | None = None,
-    backend: HttpBackend = "auto",
-) -> httpx.AsyncClient:
-    """The shared HTTP/1.1 client: pool as large as the concurrency cap, pool timeout as
-    long as the read timeout, so queueing happens in front of httpx, not inside it.
-    Without an explicit ``transport`` the engine is chosen by ``backend``."""
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    engine = None if transport is not None else SelectingTransport(backend=backend, limits=limits)
-    return _OwnHttpClient(
-        engine=engine,
-        transport=transport or engine,
-        limits=limits,
-        timeout=httpx.Timeout(timeout, pool=timeout),
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-    )
+    def _settled(self, limiters: Sequence[RateLimiter], error: CollectError | None) -> None:
+        """Tell the limiters how the attempt ended: a success, or the server's "too fast"."""
+        if error is None:
+            for limiter in limiters:
+                limiter.on_success()
+        elif isinstance(error, RateLimitedError):
+            self.stats.rate_limited += 1
+            for limiter in limiters:
+                limiter.on_rate_limited(error.retry_after)

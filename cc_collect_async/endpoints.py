@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from itertools import repeat
 from typing import Any, Literal
 
 import attrs
 
 from . import models
+from .beijing import format_date, format_minute, parse_text
 from .errors import DecodeError, InvalidRequestError
-from .models import BEIJING
 
 __all__ = [
     "ENDPOINTS",
@@ -30,6 +30,8 @@ __all__ = [
     "Param",
     "RawPage",
     "endpoint",
+    "read_object",
+    "read_records",
 ]
 
 ParamFormat = Literal["text", "int", "date", "minute"]
@@ -58,33 +60,19 @@ class Param:
         return str(value)
 
 
-_TIME_INPUTS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-
-
 def _render_time(name: str, value: object, fmt: ParamFormat) -> str:
     """Write a date parameter the way the vendor wants it; accept dates, datetimes (aware
     ones are converted to Beijing time) and text in any of the vendor's formats."""
     if isinstance(value, str):
-        text = value.strip()
-        for pattern in _TIME_INPUTS:
-            try:
-                value = datetime.strptime(text, pattern)
-                break
-            except ValueError:
-                continue
-        else:
+        try:
+            value = parse_text(value)
+        except ValueError:
             raise InvalidRequestError(
                 f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DD HH:MM), not {value!r}"
-            )
+            ) from None
     if not isinstance(value, date):
         raise InvalidRequestError(f"{name} must be a date or datetime, not {value!r}")
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        value = value.astimezone(BEIJING)
-    if fmt == "date":
-        return value.strftime("%Y-%m-%d")
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    return value.strftime("%Y-%m-%d %H:%M")
+    return format_date(value) if fmt == "date" else format_minute(value)
 
 
 @attrs.frozen
@@ -99,47 +87,80 @@ class RawPage:
     total: int | None = None
 
 
+def _records(items: object) -> list[dict[str, Any]]:
+    """``items`` if it is a list of objects (None is no records); else a ``DecodeError``."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise DecodeError(f"reply data is not a list but {type(items).__name__}")
+    for item in items:
+        if type(item) is not dict:
+            raise DecodeError(f"reply data holds a {type(item).__name__}, not a record object")
+    return items
+
+
+def read_records(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records of a list endpoint's OK envelope: its ``data``, a list of objects."""
+    return _records(envelope.get("data"))
+
+
+def read_object(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``data`` object of a single-object endpoint's OK envelope."""
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise DecodeError(f"reply data is not an object but {type(data).__name__}")
+    return data
+
+
+def _read_page_count(reply: Mapping[str, Any]) -> RawPage:
+    """Style A: ``page_size`` is the page number, ``page_length`` its length, and the reply
+    gives ``page_count``."""
+    try:
+        items = reply["data"]
+        number = int(reply["page_size"])
+        length = int(reply["page_length"])
+        page_count = int(reply["page_count"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"page reply lacks pagination fields: {exc!r}") from None
+    return _page(items, number, length, page_count, None)
+
+
+def _read_total(reply: Mapping[str, Any]) -> RawPage:
+    """Style B (rollcall): the reply's ``data`` holds the records, ``current``, ``size`` and
+    the ``total`` across pages, from which the page count follows."""
+    try:
+        body = reply["data"]
+        items = body["data"]
+        number = int(body["current"])
+        length = int(body["size"])
+        total = int(body["total"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"page reply lacks pagination fields: {exc!r}") from None
+    return _page(items, number, length, math.ceil(total / length) if length > 0 else 0, total)
+
+
+def _page(items: object, number: int, length: int, page_count: int, total: int | None) -> RawPage:
+    records = _records(items)
+    if records and length < 1:
+        raise DecodeError(f"page reply holds records but a page length of {length}")
+    return RawPage(records, number, length, page_count, total)
+
+
 @attrs.frozen
 class PageStyle:
-    """How an endpoint paginates: which parameters ask for a page and where the reply says
-    which page it is. Two styles exist; their readers trust the reply, never the request."""
+    """How an endpoint paginates: which parameters ask for a page, and ``read``, which turns
+    an OK envelope into a :class:`RawPage` trusting the reply, never the request."""
 
     name: str
     page_param: str
     length_param: str
     max_length: int | None
-
-    def read(self, reply: Mapping[str, Any], endpoint: str) -> RawPage:
-        try:
-            if self is PAGE_COUNT:
-                items = reply["data"]
-                number = int(reply["page_size"])
-                length = int(reply["page_length"])
-                page_count = int(reply["page_count"])
-                total = None
-            else:
-                body = reply["data"]
-                items = body["data"]
-                number = int(body["current"])
-                length = int(body["size"])
-                total = int(body["total"])
-                page_count = math.ceil(total / length) if length > 0 else 0
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DecodeError(
-                f"page reply lacks pagination fields: {exc}", endpoint=endpoint
-            ) from None
-        if items is None:
-            items = []
-        if not isinstance(items, list) or (items and length < 1):
-            raise DecodeError("page reply has no list of records", endpoint=endpoint)
-        return RawPage(items, number, length, page_count, total)
+    read: Callable[[Mapping[str, Any]], RawPage] = attrs.field(repr=False)
 
 
-#: Style A: ``page_size`` is the page number, ``page_length`` the items per page,
-#: the reply gives ``page_count``.
-PAGE_COUNT = PageStyle("page_count", "page_size", "page_length", max_length=None)
-#: Style B (rollcall): ``page_index`` and ``page_num`` (at most 500); the reply gives ``total``.
-TOTAL = PageStyle("total", "page_index", "page_num", max_length=500)
+PAGE_COUNT = PageStyle("page_count", "page_size", "page_length", None, _read_page_count)
+#: At most 500 records per page.
+TOTAL = PageStyle("total", "page_index", "page_num", 500, _read_total)
 
 
 @attrs.frozen
@@ -169,10 +190,6 @@ class Endpoint:
     @_key_paths.default
     def _split_key_fields(self) -> tuple[tuple[str, ...], ...]:
         return tuple(tuple(dotted.split(".")) for dotted in self.key_fields)
-
-    @property
-    def param_names(self) -> frozenset[str]:
-        return frozenset(p.name for p in self.params)
 
     def prepare(self, userid: str, params: Mapping[str, object]) -> dict[str, str | int]:
         """Validate ``params`` and render them for the wire; nothing is sent on failure."""

@@ -21,6 +21,10 @@ __all__ = [
 ]
 
 
+def _without_signature(params: Mapping[str, object]) -> dict[str, object]:
+    return {k: v for k, v in params.items() if k not in ("hash", "time")}
+
+
 class CollectError(Exception):
     """Base class of every error raised by cc_collect_async."""
 
@@ -42,12 +46,27 @@ class CollectError(Exception):
         self.endpoint = endpoint
         self.status = status
         self.vendor_message = vendor_message
-        self.params: dict[str, object] = {
-            k: v for k, v in (params or {}).items() if k not in ("hash", "time")
-        }
+        self.params = _without_signature(params or {})
         self.retry_after = retry_after
         #: How many attempts were made before this error was raised (set by the request path).
         self.attempts = 0
+
+    def locate(
+        self,
+        endpoint: str,
+        params: Mapping[str, object],
+        attempts: int,
+        status: int | None = None,
+    ) -> None:
+        """Record where the error happened, keeping what the raiser already said: the request
+        path calls this once per failed attempt, so every error it raises carries them."""
+        if self.endpoint is None:
+            self.endpoint = endpoint
+        if not self.params:
+            self.params = _without_signature(params)
+        if self.status is None:
+            self.status = status
+        self.attempts = attempts
 
     def __str__(self) -> str:
         where = f" [{self.endpoint}]" if self.endpoint else ""
@@ -89,6 +108,7 @@ class TransportError(CollectError):
 
 
 class DecodeError(CollectError):
-    """The reply was not a complete JSON envelope (truncated or garbled body)."""
+    """The reply was not a complete JSON envelope (truncated or garbled body), or its data
+    does not fit what the endpoint returns (not a list, a record that does not fit its model)."""
 
     retryable = True

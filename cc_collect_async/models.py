@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import attrs
+
+from .beijing import BEIJING
 
 __all__ = [
     "BEIJING",
@@ -39,9 +41,6 @@ __all__ = [
     "VoteRecord",
     "VoteReply",
 ]
-
-#: The vendor's time zone: every timestamp on the wire is Beijing time without an offset.
-BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
 
 _EMPTY: Mapping[str, Any] = {}
 

@@ -9,8 +9,8 @@ last one the latest reply announced.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -18,11 +18,27 @@ from .converter import structure
 from .endpoints import RawPage
 from .errors import DecodeError
 
-__all__ = ["Page", "Paginated", "walk_pages"]
+__all__ = ["Page", "Paginated", "typed_page", "walk_pages"]
 
 T = TypeVar("T")
 
-FetchPage = Callable[[int, int], Awaitable[RawPage]]
+
+class _PageLike(Protocol):
+    """What a walk reads from a page: a :class:`Page` or a :class:`RawPage`."""
+
+    @property
+    def items(self) -> Sequence[Any]: ...
+
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def page_count(self) -> int: ...
+
+
+P = TypeVar("P", bound=_PageLike)
+#: Fetches page ``number`` of ``length`` items.
+FetchPage = Callable[[int, int], Awaitable[P]]
 
 #: How often the reported page length may change during one walk before we give up on it.
 _MAX_REALIGNMENTS = 3
@@ -44,7 +60,19 @@ class Page(Generic[T]):
         return self.number >= self.page_count
 
 
-async def walk_pages(fetch: FetchPage, *, page: int = 1, length: int) -> AsyncIterator[RawPage]:
+def typed_page(raw: RawPage, model: type[T]) -> Page[T]:
+    """``raw`` with its records structured into ``model`` (a ``DecodeError`` if one does not
+    fit)."""
+    return Page(
+        tuple(structure(item, model) for item in raw.items),
+        raw.number,
+        raw.length,
+        raw.page_count,
+        raw.total,
+    )
+
+
+async def walk_pages(fetch: FetchPage[P], *, page: int = 1, length: int) -> AsyncIterator[P]:
     """Yield ``page`` and every later page once, in order, items de-overlapped."""
     skip = 0
     realignments = 0
@@ -65,7 +93,8 @@ async def walk_pages(fetch: FetchPage, *, page: int = 1, length: int) -> AsyncIt
                 page = aligned_page + 1
                 continue
         if skip:
-            reply = attrs.evolve(reply, items=reply.items[skip:])
+            # Both page classes are attrs classes; the protocol cannot say so.
+            reply = attrs.evolve(reply, items=reply.items[skip:])  # type: ignore[misc]
             skip = 0
         yield reply
         if page >= reply.page_count:
@@ -75,31 +104,35 @@ async def walk_pages(fetch: FetchPage, *, page: int = 1, length: int) -> AsyncIt
 
 class Paginated(Generic[T]):
     """A paginated call. ``await`` it for one typed :class:`Page`; ``async for`` over it for
-    every item from that page to the last; :meth:`pages` for every page."""
+    every item from that page to the last; :meth:`pages` for every page.
 
-    def __init__(self, fetch: FetchPage, model: type[T], *, page: int, length: int) -> None:
+    ``fetch`` returns typed pages and ``fetch_raw`` wire ones; each reads its page inside the
+    request path, so a record that does not fit is retried there like a garbled body.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchPage[Page[T]],
+        fetch_raw: FetchPage[RawPage],
+        *,
+        page: int,
+        length: int,
+    ) -> None:
         self._fetch = fetch
-        self._model = model
+        self._fetch_raw = fetch_raw
         self._page = page
         self._length = length
 
-    def _typed(self, raw: RawPage) -> Page[T]:
-        items = tuple(structure(item, self._model) for item in raw.items)
-        return Page(items, raw.number, raw.length, raw.page_count, raw.total)
-
-    async def _first(self) -> Page[T]:
-        return self._typed(await self._fetch(self._page, self._length))
-
     def __await__(self) -> Generator[Any, None, Page[T]]:
-        return self._first().__await__()
+        return self._fetch(self._page, self._length).__await__()
 
     def raw_pages(self) -> AsyncIterator[RawPage]:
         """Every page as wire dicts, for lossless export."""
-        return walk_pages(self._fetch, page=self._page, length=self._length)
+        return walk_pages(self._fetch_raw, page=self._page, length=self._length)
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
-        async for raw in self.raw_pages():
-            yield self._typed(raw)
+    def pages(self) -> AsyncIterator[Page[T]]:
+        """Every page, typed."""
+        return walk_pages(self._fetch, page=self._page, length=self._length)
 
     async def _items(self) -> AsyncIterator[T]:
         async for page in self.pages():

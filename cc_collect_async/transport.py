@@ -1,60 +1,80 @@
-"""Choosing the HTTP engine under httpx: httpcore's pool, or aiohttp's.
+"""The HTTP engine seam: the request path hands a signed request here and gets bytes back.
+
+An :class:`Engine` does one thing: send a request whose URL is already signed and return
+the status, headers and whole body, within a total deadline. Two engines exist:
+
+- :class:`HttpxEngine` over an ``httpx.AsyncClient``: the one this library builds, a user's
+  own client, or one around a user's transport (``httpx.MockTransport`` in tests);
+- :class:`AiohttpEngine` over one ``aiohttp.ClientSession`` (asyncio only, the ``fast``
+  extra).
 
 httpx's own pool (httpcore 1.0) assigns requests to connections in time that grows with the
 square of the pool, which takes most of the CPU past ~30 requests in flight; aiohttp's pool
-does not (DESIGN.md, performance notes; ``benchmarks/`` measures both). aiohttp is plugged in
-as an httpx transport, so everything above it (signing, retries, classification, tests with
-``MockTransport``) stays the same. aiohttp runs on asyncio only, so the choice is made on the
-first request, when the running event loop is known: under trio the httpcore pool is used.
-
-The request path may also skip httpx's client layer for the aiohttp engine of a client this
-library built itself (:meth:`AiohttpTransport.fetch`): building and parsing an
-``httpx.Request`` and ``httpx.Response`` around each aiohttp exchange, plus the client's
-cookie, auth and redirect machinery, cost as much CPU as aiohttp itself, which at 128
-requests in flight was the difference between reaching the latency bound and not
-(``benchmarks/``). The reply is read the same way either way.
+does not, and skipping httpx's Request/Response layer saves as much CPU again (DESIGN.md,
+performance notes; ``benchmarks/`` measures both). :class:`Sender` picks the engine once,
+wraps every failure of either into the library's typed errors, and is all the request path
+sees: nothing outside this module knows which engine runs.
 
 Why not the ``httpx-aiohttp`` package: it hands aiohttp the URL as text, and aiohttp (yarl)
 re-quotes it, turning the signed ``%27 %28 %29 %2A %21`` back into ``' ( ) * !``. The server
-then checks the hash against a query we did not sign. This adapter passes the URL as
-already encoded, byte for byte.
+then checks the hash against a query we did not sign. :class:`AiohttpEngine` passes the URL
+as already encoded, byte for byte.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import zlib
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
+import anyio
 import httpx
 import sniffio
+
+from .errors import CollectError, DecodeError, TransportError
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = [
-    "AiohttpTransport",
+    "USER_AGENT",
+    "AiohttpEngine",
+    "Engine",
     "HttpBackend",
+    "HttpxEngine",
     "Reply",
-    "SelectingTransport",
+    "ReplyLike",
+    "Sender",
     "aiohttp_available",
 ]
 
 #: ``"auto"``: aiohttp when ``cc_collect_async[fast]`` is installed and the loop is asyncio.
 HttpBackend = Literal["auto", "httpx", "aiohttp"]
 
+USER_AGENT = "cc_collect_async/0.1"
+#: What :class:`AiohttpEngine` offers and decodes itself.
+_ACCEPT_ENCODING = "gzip, deflate"
+
 
 def aiohttp_available() -> bool:
-    """Whether the optional aiohttp transport (the ``fast`` extra) is installed."""
+    """Whether the optional aiohttp engine (the ``fast`` extra) is installed."""
     return importlib.util.find_spec("aiohttp") is not None
 
 
-# Headers aiohttp writes itself from the URL and body; sending httpx's copies would double them.
-_SELF_MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
-#: What :meth:`AiohttpTransport.fetch` accepts and decodes itself (httpx may offer more).
-DIRECT_ACCEPT_ENCODING = "gzip, deflate"
+class ReplyLike(Protocol):
+    """What the request path reads from a reply: an ``httpx.Response`` or a :class:`Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
 
 
 class Reply:
@@ -72,6 +92,33 @@ class Reply:
         return f"Reply(status_code={self.status_code}, {len(self.content)} bytes)"
 
 
+Headers = Sequence[tuple[str, str]]
+
+
+class Engine(Protocol):
+    """One HTTP engine: sends a signed request and returns the whole reply.
+
+    ``send`` raises the engine's own exceptions, those in ``failures`` (which include the
+    ``TimeoutError`` for ``deadline``, the seconds allowed for connect, send and the whole
+    body); :class:`Sender` turns them into typed errors in one place.
+    """
+
+    #: ``"httpx"`` or ``"aiohttp"``.
+    name: str
+    #: The exceptions that mean this exchange failed (and nothing else did).
+    failures: tuple[type[BaseException], ...]
+
+    async def send(
+        self, method: str, url: str, headers: Headers, body: bytes | None, deadline: float
+    ) -> ReplyLike: ...
+
+    async def aclose(self) -> None: ...
+
+
+class UndecodableBody(Exception):
+    """A body whose content coding could not be undone."""
+
+
 def _decoded(body: bytes, encoding: str | None) -> bytes:
     """The body without its content coding (what httpx's decoders do, for gzip and deflate)."""
     coding = (encoding or "").strip().lower()
@@ -86,152 +133,214 @@ def _decoded(body: bytes, encoding: str | None) -> bytes:
             except zlib.error:  # raw deflate, as some servers send it
                 return zlib.decompress(body, -zlib.MAX_WBITS)
     except zlib.error as exc:
-        raise httpx.DecodingError(f"cannot decode {coding} body: {exc}") from None
-    raise httpx.DecodingError(f"unsupported content encoding {coding!r}")
+        raise UndecodableBody(f"cannot decode {coding} body: {exc}") from None
+    raise UndecodableBody(f"unsupported content encoding {coding!r}")
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over one ``aiohttp.ClientSession`` (asyncio only).
+class HttpxEngine:
+    """Requests through an ``httpx.AsyncClient``; closes it only if ``owned``."""
 
-    The body is read whole here (collect replies are single JSON documents), and aiohttp's
-    errors become the httpx errors they correspond to, so the request path classifies them
-    exactly as it does for httpcore.
+    name = "httpx"
+    failures: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx.InvalidURL, TimeoutError)
+
+    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+        self._client = client
+        self._owned = owned
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        max_connections: int,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> HttpxEngine:
+        """An engine over a client of our own: HTTP/1.1, a pool as large as the concurrency
+        cap (so httpcore's pool queue stays empty), ``transport`` if given."""
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        client = httpx.AsyncClient(
+            transport=transport or httpx.AsyncHTTPTransport(limits=limits, http2=False),
+            limits=limits,
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+        return cls(client, owned=True)
+
+    async def send(
+        self, method: str, url: str, headers: Headers, body: bytes | None, deadline: float
+    ) -> ReplyLike:
+        # httpx has no total timeout: its read timeout restarts with every byte.
+        with anyio.fail_after(deadline):
+            return await self._client.request(method, url, content=body, headers=headers)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._client.aclose()
+
+
+class AiohttpEngine:
+    """Requests through one ``aiohttp.ClientSession`` (asyncio only), made on first use.
+
+    The body is read whole (collect replies are single JSON documents) and its gzip or
+    deflate coding undone here, as httpx would.
     """
 
-    def __init__(self, *, limits: httpx.Limits) -> None:
-        self._limit = limits.max_connections or 100
+    name = "aiohttp"
+
+    def __init__(self, *, max_connections: int) -> None:
+        import aiohttp
+
+        self.failures: tuple[type[BaseException], ...] = (
+            aiohttp.ClientError,
+            asyncio.TimeoutError,
+            TimeoutError,
+            UndecodableBody,
+        )
+        self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    def _client_timeout(self, connect: Any, pool: Any, read: Any) -> aiohttp.ClientTimeout:
-        key = (connect, pool, read)
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            import aiohttp
+    def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
 
-            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
-                total=None, connect=pool, sock_connect=connect, sock_read=read
-            )
-        return timeout
+        if sniffio.current_async_library() != "asyncio":
+            raise RuntimeError("the aiohttp backend runs on asyncio only; use http_backend='auto'")
+        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": _ACCEPT_ENCODING},
+        )
+        return self._session
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        headers: Iterable[tuple[str, str]],
-        content: bytes | None,
-        timeout: aiohttp.ClientTimeout,
-        request: httpx.Request | None,
-    ) -> tuple[int, Any, Any, bytes]:
-        """One aiohttp request: status, raw headers, headers, raw body; httpx errors."""
+    async def send(
+        self, method: str, url: str, headers: Headers, body: bytes | None, deadline: float
+    ) -> ReplyLike:
         import aiohttp
         import yarl
 
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        try:
-            async with self._session.request(
-                method,
-                yarl.URL(url, encoded=True),
-                headers=[(k, v) for k, v in headers if k.lower() not in _SELF_MANAGED_HEADERS],
-                data=content or None,
-                allow_redirects=False,
-                timeout=timeout,
-            ) as reply:
-                body = await reply.read()
-                return reply.status, reply.raw_headers, reply.headers, body
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.NetworkError(f"{type(exc).__name__}: {exc}", request=request) from exc
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        status, raw_headers, _, body = await self._exchange(
-            request.method,
-            str(request.url),
-            request.headers.items(),
-            request.content,
-            self._client_timeout(
-                timeouts.get("connect"), timeouts.get("pool"), timeouts.get("read")
-            ),
-            request,
-        )
-        return httpx.Response(status, headers=list(raw_headers), content=body, request=request)
-
-    async def fetch(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Iterable[tuple[str, str]],
-        content: bytes | None,
-        timeout: httpx.Timeout,
-    ) -> Reply:
-        """Send one request straight through aiohttp and return the decoded :class:`Reply`.
-
-        ``url`` is sent exactly as given (already encoded); ``headers`` should offer at most
-        :data:`DIRECT_ACCEPT_ENCODING`. Errors are the httpx errors ``handle_async_request``
-        raises, so the caller classifies both paths alike.
-        """
-        status, _, reply_headers, body = await self._exchange(
+        session = self._session or self._open()
+        limit = self._timeouts.get(deadline)
+        if limit is None:  # aiohttp's total covers connect, send and reading the whole body
+            limit = self._timeouts[deadline] = aiohttp.ClientTimeout(total=deadline)
+        async with session.request(
             method,
-            url,
-            headers,
-            content,
-            self._client_timeout(timeout.connect, timeout.pool, timeout.read),
-            None,
-        )
-        return Reply(status, reply_headers, _decoded(body, reply_headers.get("Content-Encoding")))
+            yarl.URL(url, encoded=True),  # as signed: no re-quoting
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            timeout=limit,
+        ) as reply:
+            data = await reply.read()
+            return Reply(
+                reply.status, reply.headers, _decoded(data, reply.headers.get("Content-Encoding"))
+            )
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-class SelectingTransport(httpx.AsyncBaseTransport):
-    """Delegates to the engine ``backend`` names, built lazily on the first request."""
+# A signed pair, however an engine's message spells the URL (quoted or not, in a repr).
+_SIGNED_PAIR = re.compile(r"(?i)\b(time|hash)(=|%3D)[^&\s'\"<>),]*")
 
-    def __init__(self, *, backend: HttpBackend, limits: httpx.Limits) -> None:
+
+def scrub(text: str, url: str) -> str:
+    """``text`` without the signed part of ``url`` (its ``time`` and ``hash``): with them a
+    request can be replayed for minutes and the key attacked offline."""
+    _, _, query = url.partition("?")
+    digest = query.rpartition("hash=")[2]
+    if digest:
+        text = text.replace(digest, "***")
+    if query:
+        text = text.replace(query, "...")
+    return _SIGNED_PAIR.sub(r"\1=***", text)
+
+
+def _failure(exc: BaseException, url: str, timeout: float) -> CollectError:
+    """The typed error an engine's exception amounts to; its text never holds the query."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | httpx.TimeoutException):
+        return TransportError(f"no complete reply within {timeout:g} s ({type(exc).__name__})")
+    if isinstance(exc, httpx.DecodingError | UndecodableBody):
+        return DecodeError(f"undecodable reply: {scrub(str(exc), url)}")
+    return TransportError(f"{type(exc).__name__}: {scrub(str(exc), url)}")
+
+
+class Sender:
+    """The engine seam the request path talks to: one engine, chosen once, and one place
+    where its failures become typed errors.
+
+    ``http_client`` (never closed here) or ``transport`` select the httpx engine; otherwise
+    ``backend`` does. ``"auto"`` needs the running event loop (aiohttp runs on asyncio only):
+    it is read when the sender is built inside one, else on the first request.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: HttpBackend = "auto",
+        max_connections: int,
+        timeout: float,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         if backend not in ("auto", "httpx", "aiohttp"):
             raise ValueError(f"http_backend must be auto, httpx or aiohttp, not {backend!r}")
         if backend == "aiohttp" and not aiohttp_available():
             raise ValueError(
                 "http_backend='aiohttp' needs the fast extra: pip install 'cc_collect_async[fast]'"
             )
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.backend = backend
-        self._limits = limits
-        self._inner: httpx.AsyncBaseTransport | None = None
+        self.timeout = float(timeout)
+        self._max_connections = max_connections
+        self._engine: Engine | None = None
+        if http_client is not None:
+            self._engine = HttpxEngine(http_client, owned=False)
+        elif transport is not None or backend == "httpx" or not aiohttp_available():
+            self._engine = HttpxEngine.build(
+                max_connections=max_connections, timeout=self.timeout, transport=transport
+            )
+        elif backend == "aiohttp":
+            self._engine = AiohttpEngine(max_connections=max_connections)
+        else:
+            try:
+                sniffio.current_async_library()
+            except sniffio.AsyncLibraryNotFoundError:
+                pass  # no loop yet: the first request chooses
+            else:
+                self._engine = self._choose()
 
     @property
     def engine(self) -> str | None:
-        """``"aiohttp"`` or ``"httpx"`` once the first request chose; None before."""
-        if self._inner is None:
-            return None
-        return "httpx" if isinstance(self._inner, httpx.AsyncHTTPTransport) else "aiohttp"
+        """``"aiohttp"`` or ``"httpx"``; None while ``"auto"`` waits for its first request."""
+        return None if self._engine is None else self._engine.name
 
-    def resolve(self) -> httpx.AsyncBaseTransport:
-        """The engine, chosen now if no request has chosen it yet (needs a running loop)."""
-        if self._inner is None:
-            self._inner = self._choose()
-        return self._inner
+    def _choose(self) -> Engine:
+        if sniffio.current_async_library() == "asyncio":
+            return AiohttpEngine(max_connections=self._max_connections)
+        return HttpxEngine.build(max_connections=self._max_connections, timeout=self.timeout)
 
-    def _choose(self) -> httpx.AsyncBaseTransport:
-        on_asyncio = sniffio.current_async_library() == "asyncio"
-        if self.backend == "aiohttp" and not on_asyncio:
-            raise RuntimeError("the aiohttp backend runs on asyncio only; use http_backend='auto'")
-        if self.backend != "httpx" and on_asyncio and aiohttp_available():
-            return AiohttpTransport(limits=self._limits)
-        return httpx.AsyncHTTPTransport(limits=self._limits, http1=True, http2=False)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.resolve().handle_async_request(request)
+    async def send(
+        self, method: str, url: str, headers: Headers = (), body: bytes | None = None
+    ) -> ReplyLike:
+        """Send one signed request; a failure is a retryable ``TransportError`` (or a
+        ``DecodeError`` for a body that cannot be decoded) whose text omits the signature."""
+        engine = self._engine
+        if engine is None:
+            engine = self._engine = self._choose()
+        try:
+            return await engine.send(method, url, headers, body, self.timeout)
+        except engine.failures as exc:
+            failure = _failure(exc, url, self.timeout)
+        # Raised outside the handler, so the engine's exception (whose text may hold the
+        # signed URL) is not chained onto it and never printed with a traceback.
+        raise failure
 
     async def aclose(self) -> None:
-        if self._inner is not None:
-            await self._inner.aclose()
+        if self._engine is not None:
+            await self._engine.aclose()

@@ -344,43 +344,95 @@ def test_error_str_and_repr_carry_context() -> None:
     assert "AuthError: the server answered FAIL" in "".join(traceback.format_exception(exc))
 
 
+_VOTE_PAGE = {"page_size": 1, "page_length": 20, "page_count": 1}
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("path", "call", "body"),
+    ("path", "name", "call", "body"),
     [
-        (USERCOUNT, lambda c: c.user_count("L1"), {"result": "OK", "data": {"livecount": "many"}}),
-        (USERCOUNT, lambda c: c.user_count("L1"), {"result": "OK", "data": [1, 2]}),
+        (
+            USERCOUNT,
+            "user_count",
+            lambda c: c.user_count("L1"),
+            {"result": "OK", "data": {"livecount": "many"}},
+        ),
+        (USERCOUNT, "user_count", lambda c: c.user_count("L1"), {"result": "OK", "data": [1, 2]}),
         (
             "/collect/live/chat/record/",
+            "chat",
             lambda c: c.chat_records("R1", "L1"),
             {"result": "OK", "data": [{"id": 1, "timestamp": "yesterday"}]},
         ),
         (
             "/collect/live/chat/record/",
+            "chat",
             lambda c: c.chat_records("R1", "L1"),
             {"result": "OK", "data": ["not a record"]},
         ),
         (
+            "/collect/live/chat/record/",
+            "chat",
+            lambda c: c.fetch_records("chat", roomid="R1", liveid="L1"),
+            {"result": "OK", "data": [1, "two", None]},
+        ),
+        (
+            "/collect/live/chat/record/",
+            "chat",
+            lambda c: c.chat_records("R1", "L1"),
+            {"result": "OK", "data": {"id": 1}},
+        ),
+        (
             "/collect/vote/record",
+            "vote",
             lambda c: c.vote_records("R1"),
             {"result": "OK", "data": [], "page_size": 1, "page_length": 20},
         ),
+        (
+            "/collect/vote/record",
+            "vote",
+            lambda c: c.vote_records("R1"),
+            {"result": "OK", "data": [{"publish_data": {"publish_time": "soon"}}], **_VOTE_PAGE},
+        ),
+        (
+            "/collect/vote/record",
+            "vote",
+            lambda c: c.fetch_page("vote", 1, 20, roomid="R1"),
+            {"result": "OK", "data": [{"a": 1}, [2]], **_VOTE_PAGE},
+        ),
     ],
-    ids=["number-as-prose", "object-expected", "garbled-time", "record-not-object", "no-count"],
+    ids=[
+        "number-as-prose",
+        "object-expected",
+        "garbled-time",
+        "record-not-object",
+        "raw-records-not-objects",
+        "list-expected",
+        "no-count",
+        "page-record-does-not-fit",
+        "raw-page-record-not-object",
+    ],
 )
-async def test_replies_that_do_not_fit_the_model_are_decode_errors(
+async def test_replies_that_do_not_fit_the_model_are_retried_decode_errors(
     path: str,
+    name: str,
     call: Callable[[CollectClient], Any],
     body: dict[str, Any],
     router: respx.Router,
     make_client: Callable[..., CollectClient],
 ) -> None:
-    """An OK envelope whose data does not fit still ends in a CollectError, never in a
-    cattrs or KeyError a caller catching CollectError would miss."""
-    router.get(path).respond(json=body)
-    async with make_client() as client:
-        with pytest.raises(DecodeError):
+    """An OK envelope whose data does not fit is a DecodeError of that call, read inside the
+    request path: it carries the endpoint and the attempts, and it is retried (README,
+    Errors), never a cattrs, Key or TypeError a caller catching CollectError would miss."""
+    route = router.get(path).respond(json=body)
+    async with make_client(retry=RetryPolicy(max_attempts=MAX_ATTEMPTS)) as client:
+        with pytest.raises(DecodeError) as caught:
             await call(client)
+    exc = caught.value
+    assert (exc.endpoint, exc.status, exc.attempts) == (name, 200, MAX_ATTEMPTS)
+    assert route.call_count == MAX_ATTEMPTS
+    assert exc.retryable
+    assert exc.params.get("roomid", exc.params.get("liveid")) in ("R1", "L1")
 
 
 @pytest.mark.parametrize(

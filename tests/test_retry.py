@@ -13,6 +13,7 @@ import respx
 
 from cc_collect_async import ENDPOINTS, CollectClient, RateLimitedError, RetryPolicy, ServerError
 from cc_collect_async.core import ApiKey, Requester
+from cc_collect_async.transport import Sender
 
 USERCOUNT = "/collect/live/usercount/"
 
@@ -82,7 +83,9 @@ def _requester(
     return Requester(
         userid=userid,
         api_key=ApiKey(api_key),
-        http=httpx.AsyncClient(transport=httpx.MockTransport(router.async_handler)),
+        sender=Sender(
+            max_connections=8, timeout=30, transport=httpx.MockTransport(router.async_handler)
+        ),
         base_url=base_url,
         retry=policy,
         clock=fake.clock,

@@ -195,7 +195,7 @@ class Harvester:
             else AdaptiveRateLimiter(initial=initial_rate, ceiling=max_rate, burst=burst)
         )
         self.rate_limiter = limiter
-        self.concurrency = concurrency or client.requester.max_concurrency
+        self.concurrency = concurrency or client.max_concurrency
         self.client = client.with_options(
             rate_limiter=limiter,
             endpoint_limiters={n: RateLimiter(r) for n, r in (endpoint_rates or {}).items()},
@@ -269,7 +269,7 @@ class Harvester:
 
     def progress(self) -> Progress:
         """A snapshot of the running harvest for a progress display."""
-        stats = self.client.requester.stats
+        stats = self.client.stats
         now = time.monotonic()
         samples = self._rate_samples
         samples.append((now, stats.requests))
@@ -303,7 +303,7 @@ class Harvester:
 
     def _finish(self) -> None:
         report = self.report
-        stats = self.client.requester.stats
+        stats = self.client.stats
         report.finished_at = datetime.now(timezone.utc)
         report.duration = time.monotonic() - self._t0
         report.requests = stats.requests
