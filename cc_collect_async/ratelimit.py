@@ -130,8 +130,13 @@ class RateLimiter:
                 # after a stall): sleep on to the new slot, unless it has come.
                 if slot.moves == moves or slot.due <= now:
                     break
-        finally:
-            self._line.remove(slot)
+        except BaseException:
+            # Cancelled before its slot came (a caller that timed out or went away): the
+            # slot is handed back, or every abandoned reservation would delay the callers
+            # behind it, and timeouts in a web backend would snowball into an outage.
+            self._give_back(slot)
+            raise
+        self._line.remove(slot)
         # Woken much later than planned (the event loop or the machine stalled): the callers
         # still waiting move back too, rather than all going at once on waking. A burst of
         # the whole stall would overrun the server's bucket, and one "too fast" costs everyone
@@ -141,6 +146,15 @@ class RateLimiter:
         behind = now - earliest - max(_CATCH_UP * self._burst / self._rate, _MIN_CATCH_UP)
         if behind > _EARLY:  # not for rounding: a shift wakes every sleeper
             self._shift(behind)
+
+    def _give_back(self, slot: _Slot) -> None:
+        """Drop ``slot`` from the line; every slot behind it moves up one place."""
+        index = self._line.index(slot)
+        dues = [waiting.due for waiting in self._line]
+        del self._line[index]
+        for position in range(index, len(self._line)):
+            self._line[position].move(dues[position])
+        self._tat -= 1.0 / self._rate
 
     def _shift(self, seconds: float) -> None:
         for slot in self._line:

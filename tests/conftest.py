@@ -3,14 +3,17 @@ client, a fake clock and sleep, and an independent verifier of THQS-signed query
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable
+import selectors
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 import respx
+import trio.testing
 
 from cc_collect_async import CollectClient
 
@@ -24,6 +27,55 @@ API_KEY = "sEcR3t-Key/+=&9f8e7d"
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every ``@pytest.mark.anyio`` test runs under asyncio and under trio."""
     return str(request.param)
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Never waits for a timer: when nothing is ready it moves the loop's clock to the next
+    timer instead (real I/O that is ready is still reported)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop: VirtualTimeLoop | None = None
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready = super().select(0)
+        if ready or timeout == 0 or self.loop is None:
+            return ready
+        if timeout is None:  # no timer at all: only I/O (a worker thread) can wake the loop
+            return super().select(None)
+        self.loop.now += timeout
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on virtual time: whenever every task waits, the clock jumps to the
+    next timer, so ``anyio.sleep(60)`` returns at once with ``anyio.current_time()`` 60 s
+    later. The asyncio twin of trio's ``MockClock(autojump_threshold=0)``."""
+
+    def __init__(self) -> None:
+        selector = _JumpingSelector()
+        super().__init__(selector)
+        selector.loop = self
+        self.now = 0.0
+        # Timers due within this much of the clock run; virtual jumps land exactly on them.
+        self._clock_resolution = 1e-9
+
+    def time(self) -> float:
+        return self.now
+
+
+def on_virtual_clock(backend: str) -> tuple[str, Mapping[str, Any]]:
+    """The anyio backend ``backend`` running on virtual time."""
+    if backend == "trio":
+        return "trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}
+    return "asyncio", {"loop_factory": VirtualTimeLoop}
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def virtual_anyio_backend(request: pytest.FixtureRequest) -> tuple[str, Mapping[str, Any]]:
+    """Both anyio backends on virtual time; a module opts in with
+    ``anyio_backend = virtual_anyio_backend`` style override (see test_governor.py)."""
+    return on_virtual_clock(str(request.param))
 
 
 class FakeTime:

@@ -381,3 +381,69 @@ async def test_endpoint_limiters_apply_to_their_endpoint_only(
         for _ in range(3):
             await client.user_count("L1")
     assert frozen_clock.sleeps == approx([1.0, 2.0])
+
+
+# -- cancelled waiters (on a virtual clock: the event loop's own time jumps) -------------------
+
+
+@pytest.fixture
+def virtual_backend(virtual_anyio_backend: tuple[str, Any]) -> tuple[str, Any]:
+    return virtual_anyio_backend
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: RateLimiter(10.0), lambda: AdaptiveRateLimiter(initial=10.0)]
+)
+def test_a_cancelled_waiter_gives_its_slot_back(
+    virtual_backend: tuple[str, Any], make: Callable[[], RateLimiter]
+) -> None:
+    async def main() -> float:
+        limiter = make()
+        async with anyio.create_task_group() as tg:
+            for _ in range(200):
+                tg.start_soon(limiter.acquire)
+            # Three got through (0.0, 0.1, 0.2); 197 still wait. (Not cancelled at exactly
+            # 0.2 s: whether the 0.2 s caller passes first is then up to the event loop.)
+            await anyio.sleep(0.25)
+            tg.cancel_scope.cancel()
+        started = anyio.current_time()
+        await limiter.acquire()
+        return anyio.current_time() - started
+
+    backend, options = virtual_backend
+    waited = anyio.run(main, backend=backend, backend_options=options)
+    # The next slot is 0.3 s. Without giving the slots back: 19.75 s (the 197 abandoned
+    # reservations).
+    assert waited == pytest.approx(0.05, abs=1e-6)
+
+
+def test_cancelled_waiters_in_the_middle_let_the_ones_behind_move_up(
+    virtual_backend: tuple[str, Any],
+) -> None:
+    async def main() -> list[float]:
+        limiter = RateLimiter(10.0)
+        released: list[float] = []
+        start = anyio.current_time()
+
+        async def caller() -> None:
+            await limiter.acquire()
+            released.append(round(anyio.current_time() - start, 6))
+
+        # The short sleeps let every task started so far run first (on virtual time the
+        # clock only moves once all of them wait).
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(caller)  # 0.0
+            await anyio.sleep(0.001)
+            async with anyio.create_task_group() as doomed:
+                for _ in range(5):  # 0.1 .. 0.5, abandoned below
+                    doomed.start_soon(caller)
+                await anyio.sleep(0.001)
+                for _ in range(2):  # behind them: 0.6, 0.7 until the others leave
+                    tg.start_soon(caller)
+                await anyio.sleep(0.05)
+                doomed.cancel_scope.cancel()
+        return released
+
+    backend, options = virtual_backend
+    released = anyio.run(main, backend=backend, backend_options=options)
+    assert released == pytest.approx([0.0, 0.1, 0.2], abs=1e-6)

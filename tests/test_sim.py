@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from cc_collect_async.sim import (
+    DATA_KINDS,
     DEMO_API_KEY,
     DEMO_USERID,
-    KINDS,
     DatasetSpec,
     LiveInfo,
     SimConfig,
@@ -99,7 +99,7 @@ def empty_live(sim: Simulator) -> LiveInfo:
     return next(
         live
         for live in sim.dataset.lives()
-        if all(sim.dataset.count(live.liveid, kind) == 0 for kind in KINDS)
+        if all(sim.dataset.count(live.liveid, kind) == 0 for kind in DATA_KINDS)
     )
 
 
@@ -842,7 +842,7 @@ async def _harvest(
     http: httpx.AsyncClient, sim: Simulator, start: str, end: str
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Pull every record of every kind for a window through the endpoints, page by page."""
-    keys: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in KINDS}
+    keys: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in DATA_KINDS}
     lives: list[dict[str, Any]] = []
     page = 1
     while True:
@@ -899,7 +899,7 @@ async def test_a_full_harvest_through_the_endpoints_matches_the_ground_truth() -
         harvested = await _harvest(http, sim, start, end)
     truth = sim.dataset.truth(datetime(2026, 11, 1, 6), datetime(2026, 11, 2, 18))
     assert truth.lives
-    for kind in KINDS:
+    for kind in DATA_KINDS:
         assert len(harvested[kind]) == len(set(harvested[kind])), f"{kind} duplicated"
         assert set(harvested[kind]) == truth.keys[kind], kind
     assert sum(len(keys) for keys in harvested.values()) == truth.total()
@@ -924,6 +924,72 @@ async def test_rate_limit_answers_429_with_retry_after() -> None:
     assert 90 <= retry_after <= 100
     assert sim.stats.rate_limited == 2
     assert sim.stats.ok == 2
+
+
+async def test_retry_after_knob_sets_what_the_429_advertises() -> None:
+    sim = Simulator(SPEC, SimConfig(rate=100, burst=1, retry_after=60))
+    params = {"userid": DEMO_USERID, "liveid": busy_live(sim).liveid}
+    async with connect(sim) as http:
+        await call(http, USERCOUNT, params)
+        limited = await call(http, USERCOUNT, params)
+    # The bucket would have a token within 10 ms; a per-minute quota says a minute.
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "60"
+
+
+class Blocks:
+    """Stands in for ``time.sleep`` as the stall's way of blocking: records, never waits."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+async def test_stalls_per_request_block_before_the_rate_check() -> None:
+    blocks = Blocks()
+    config = SimConfig(stall=0.25, stall_min=0.02, stall_max=0.15, block=blocks, rate=1e6)
+    sim = Simulator(SPEC, config)
+    params = {"userid": DEMO_USERID, "liveid": busy_live(sim).liveid}
+    async with connect(sim) as http:
+        for _ in range(200):
+            assert (await call(http, USERCOUNT, params)).status_code == 200
+        unsigned = await http.get(USERCOUNT)  # turned away before the stall: never stalls
+    assert unsigned.json()["result"] == "FAIL"
+    assert 25 <= len(blocks.seconds) <= 75  # a quarter of 200, drawn from a seeded RNG
+    assert all(0.02 <= s <= 0.15 for s in blocks.seconds)
+    assert sim.stats.stalls == len(blocks.seconds)
+    assert sim.stats.stalled == pytest.approx(sum(blocks.seconds))
+    # The same seed meets the same stalls after a reset.
+    again = list(blocks.seconds)
+    blocks.seconds.clear()
+    sim.reset_behaviour()
+    async with connect(sim) as http:
+        for _ in range(200):
+            await call(http, USERCOUNT, params)
+    assert blocks.seconds == again
+
+
+async def test_stalls_per_live_come_once_per_live() -> None:
+    blocks = Blocks()
+    sim = Simulator(SPEC, SimConfig(stall_live=1.0, block=blocks))
+    lives = sim.dataset.lives()[:5]
+    async with connect(sim) as http:
+        for _ in range(3):
+            for live in lives:
+                await call(http, USERCOUNT, {"userid": DEMO_USERID, "liveid": live.liveid})
+    assert len(blocks.seconds) == 5
+    assert sim.stats.stalls == 5
+
+
+def test_stall_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="stall"):
+        SimConfig(stall=1.5)
+    with pytest.raises(ValueError, match="stall_max"):
+        SimConfig(stall_min=0.2, stall_max=0.1)
+    with pytest.raises(ValueError, match="retry_after"):
+        SimConfig(retry_after=0)
 
 
 async def test_rate_limit_can_answer_with_a_fail_envelope_instead() -> None:
@@ -987,10 +1053,10 @@ async def test_rate_limit_per_path_adds_to_the_account_bucket() -> None:
 
 async def test_rejected_requests_spend_no_token() -> None:
     # A token bucket on a hand-driven clock: rejections must not push admission further away.
-    from cc_collect_async.sim.behaviour import RateLimiter
+    from cc_collect_async.sim.behaviour import AccountBuckets
 
     now = [100.0]
-    limiter = RateLimiter(2.0, 1, {}, clock=lambda: now[0])
+    limiter = AccountBuckets(2.0, 1, {}, clock=lambda: now[0])
     assert limiter.acquire("a", "/p") == 0.0
     waits = [limiter.acquire("a", "/p") for _ in range(5)]
     assert waits == [pytest.approx(0.5)] * 5
@@ -1154,6 +1220,10 @@ async def test_counters_and_reset() -> None:
         await call(http, DURATION, {"userid": DEMO_USERID, "liveid": live.liveid})
         await http.get("/nowhere")
         stats = (await http.get("/_sim/stats")).json()
+    assert sim.stats.as_dict() == stats
+    # The three requests that passed authentication reached the rate check (when depends on
+    # how fast this machine runs them).
+    assert sum(stats.pop("arrivals_per_100ms")) == 3
     assert stats == {
         "requests": 5,
         "ok": 1,
@@ -1161,10 +1231,11 @@ async def test_counters_and_reset() -> None:
         "auth_failed": 1,
         "param_failed": 1,
         "not_found": 1,
+        "stalls": 0,
+        "stalled": 0.0,
         "faults": {},
         "by_path": {USERCOUNT: 2, DURATION: 2},
     }
-    assert sim.stats.as_dict() == stats
     sim.reset_stats()
     assert sim.stats.requests == 0
     async with connect(sim) as http:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cc_collect_async.sim import KINDS, Dataset, DatasetSpec, record_key
+from cc_collect_async.sim import DATA_KINDS, Dataset, DatasetSpec, record_key
 
 SPEC = DatasetSpec(lives=30)
 
@@ -19,7 +19,7 @@ def dump(dataset: Dataset) -> str:
     parts = []
     for live in dataset.lives():
         parts.append(repr(live))
-        for kind in KINDS:
+        for kind in DATA_KINDS:
             parts.append(json.dumps(dataset.records(live.liveid, kind), ensure_ascii=False))
         parts.append(json.dumps(dataset.gather(live.liveid), ensure_ascii=False))
         parts.append(repr(dataset.peak(live.liveid)))
@@ -45,7 +45,7 @@ def test_records_do_not_depend_on_what_was_generated_before() -> None:
     # Lazy generation must not make content depend on the order of requests.
     forwards, backwards = Dataset(SPEC), Dataset(SPEC)
     for live in reversed(backwards.lives()):
-        for kind in reversed(KINDS):
+        for kind in reversed(DATA_KINDS):
             backwards.records(live.liveid, kind)
     assert dump(forwards) == dump(backwards)
 
@@ -87,7 +87,7 @@ def test_lives_filter_by_window_and_room() -> None:
 def test_counts_match_the_generated_records() -> None:
     dataset = Dataset(SPEC)
     for live in dataset.lives():
-        for kind in KINDS:
+        for kind in DATA_KINDS:
             assert dataset.count(live.liveid, kind) == len(dataset.records(live.liveid, kind))
 
 
@@ -97,7 +97,7 @@ def test_empty_and_huge_lives() -> None:
     empty = [
         live
         for live in dataset.lives()
-        if all(dataset.count(live.liveid, kind) == 0 for kind in KINDS)
+        if all(dataset.count(live.liveid, kind) == 0 for kind in DATA_KINDS)
     ]
     assert len(empty) == 3  # lives 7, 14 and 21
     assert all(dataset.viewer_count(live.liveid) == 0 for live in empty)
@@ -109,7 +109,7 @@ def test_empty_and_huge_lives() -> None:
 
     plain = Dataset(DatasetSpec(lives=22, empty_every=0, huge_every=0))
     for live in plain.lives():
-        assert all(plain.count(live.liveid, kind) > 0 for kind in KINDS)
+        assert all(plain.count(live.liveid, kind) > 0 for kind in DATA_KINDS)
         assert plain.count(live.liveid, "chat") <= 90
 
 
@@ -124,7 +124,7 @@ def test_volumes_follow_the_spec() -> None:
 
 def test_natural_keys_are_unique() -> None:
     dataset = Dataset(SPEC)
-    for kind in KINDS:
+    for kind in DATA_KINDS:
         keys = [
             record_key(kind, live.liveid, record)
             for live in dataset.lives()
@@ -178,8 +178,8 @@ def test_truth_holds_every_record_key_of_the_window() -> None:
     start, end = datetime(2026, 11, 1, 6), datetime(2026, 11, 2, 6)
     truth = dataset.truth(start, end)
     assert truth.lives == dataset.lives(start, end)
-    assert set(truth.keys) == set(KINDS)
-    for kind in KINDS:
+    assert set(truth.keys) == set(DATA_KINDS)
+    for kind in DATA_KINDS:
         expected = {
             record_key(kind, live.liveid, record)
             for live in truth.lives

@@ -122,6 +122,11 @@ def test_options_round_trip_through_argv() -> None:
         fault_kinds=("drop", "slow"),
         latency=0.02,
         max_page_length=30,
+        retry_after=60,
+        stall=0.01,
+        stall_live=0.5,
+        stall_min=0.03,
+        stall_max=0.2,
     )
     options = parse_args(["--port", "0", *to_argv(spec, config)])
     assert options.spec == spec

@@ -18,7 +18,7 @@ from __future__ import annotations
 from .app import VENDOR_PATHS, Simulator
 from .behaviour import DEMO_API_KEY, DEMO_USERID, FAULT_KINDS, SimConfig, SimStats
 from .data import (
-    KINDS,
+    DATA_KINDS,
     TIME_FORMAT,
     Dataset,
     DatasetSpec,
@@ -31,10 +31,10 @@ from .data import (
 from .server import serve, spawn
 
 __all__ = [
+    "DATA_KINDS",
     "DEMO_API_KEY",
     "DEMO_USERID",
     "FAULT_KINDS",
-    "KINDS",
     "TIME_FORMAT",
     "VENDOR_PATHS",
     "Dataset",

@@ -4,17 +4,17 @@ It parses ``scope["query_string"]`` itself, with its own route table, so a mista
 client's endpoint table or signing is caught here rather than mirrored. The one piece of the
 package it shares is :mod:`cc_collect_async.thqs`, the published signing scheme.
 
-A request goes: route -> (latency) -> parse -> authenticate (THQS) -> rate limit -> fault
-draw -> handler. Auth and parameter failures are HTTP 200 FAIL envelopes, as the vendor
+A request goes: route -> (latency) -> parse -> authenticate (THQS) -> (stall) -> rate limit
+-> fault draw -> handler. Auth and parameter failures are HTTP 200 FAIL envelopes, as the vendor
 sends them; only an unknown path is a 404 and only a rate limit a 429.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -24,13 +24,15 @@ import anyio
 import attrs
 import httpx
 
+from cc_collect_async import json_codec
 from cc_collect_async.thqs import signature
 
 from .behaviour import (
+    AccountBuckets,
     FaultInjector,
-    RateLimiter,
     SimConfig,
     SimStats,
+    Staller,
     normalise_path,
     retry_after_seconds,
 )
@@ -50,16 +52,7 @@ _HTTP_FAULTS: Final = {"http500": 500, "http502": 502, "http503": 503}
 _REASONS: Final = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
-def _json_encoder() -> Callable[[Any], bytes]:
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson is in the dev environment
-        return lambda value: json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    encode: Callable[[Any], bytes] = orjson.dumps
-    return encode
-
-
-_dumps = _json_encoder()
+_dumps = json_codec.dumps
 
 
 class _ConnectionDropped(Exception):
@@ -190,7 +183,8 @@ class Simulator:
         self.dataset: Dataset = dataset
         self.config: SimConfig = config if config is not None else SimConfig()
         self.stats = SimStats()
-        self._limiter = RateLimiter(self.config.rate, self.config.burst, self.config.path_rates)
+        self._limiter = AccountBuckets(self.config.rate, self.config.burst, self.config.path_rates)
+        self._staller = Staller(self.config)
         self._faults = FaultInjector(
             self.config.fault_rate,
             self.config.fault_kinds,
@@ -208,9 +202,11 @@ class Simulator:
         self.stats = SimStats()
 
     def reset_behaviour(self) -> None:
-        """Refill every rate-limit bucket and forget which requests already met faults."""
+        """Refill every rate-limit bucket, forget which requests already met faults and which
+        lives already stalled the server."""
         self._limiter.reset()
         self._faults.reset()
+        self._staller.reset()
 
     def transport(self) -> httpx.AsyncBaseTransport:
         """An in-process transport for ``httpx.AsyncClient(transport=...)``."""
@@ -279,6 +275,15 @@ class Simulator:
             await _send_json(send, 200, _fail_envelope(route.rollcall, fail.code, fail.message))
             return
 
+        if self._staller.active:
+            stall = self._staller.draw(call.params.get("liveid") or call.params.get("live_id"))
+            if stall:
+                stats.stalls += 1
+                stats.stalled += stall
+                # Blocks the whole event loop on purpose: the requests arriving meanwhile
+                # wait in the socket buffers and then reach the rate check together.
+                config.block(stall)
+        stats.count_arrival(time.monotonic())
         wait = self._limiter.acquire(call.account, path)
         if wait > 0.0:
             stats.rate_limited += 1
@@ -286,7 +291,8 @@ class Simulator:
             if self._limit_rng.random() < config.rate_limit_fail_fraction:
                 await _send_json(send, 200, reply)
             else:
-                retry_after = str(retry_after_seconds(wait)).encode()
+                advertised = config.retry_after if config.retry_after is not None else wait
+                retry_after = str(retry_after_seconds(advertised)).encode()
                 await _send_json(send, 429, reply, [(b"retry-after", retry_after)])
             return
 
@@ -661,7 +667,7 @@ def _check_json_body(call: _Call) -> None:
     # The signed query is the authority; a JSON body that says something else is a client
     # bug worth failing loudly on rather than silently picking one of the two.
     try:
-        document = json.loads(call.body)
+        document = json_codec.loads(call.body)
     except ValueError:
         raise _param_error("malformed JSON body") from None
     if not isinstance(document, dict):

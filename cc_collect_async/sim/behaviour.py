@@ -20,10 +20,11 @@ __all__ = [
     "DEMO_API_KEY",
     "DEMO_USERID",
     "FAULT_KINDS",
+    "AccountBuckets",
     "FaultInjector",
-    "RateLimiter",
     "SimConfig",
     "SimStats",
+    "Staller",
     "TokenBucket",
     "normalise_path",
     "retry_after_seconds",
@@ -76,6 +77,13 @@ def _check_rate(instance: object, attribute: attrs.Attribute[Any], value: float 
         raise ValueError(f"rate must be > 0 requests/s (or None for no limit), got {value}")
 
 
+def _check_retry_after(
+    instance: object, attribute: attrs.Attribute[Any], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"retry_after must be > 0 s (or None: the bucket's wait), not {value}")
+
+
 def _as_kinds(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
@@ -101,6 +109,17 @@ class SimConfig:
     than time/hash) meets at most ``max_faults_per_request`` faults, so a retrying client
     always gets through. ``clock`` is the wall clock the signature's ``time`` is checked
     against (replaceable so a test can move it).
+
+    ``retry_after`` is the number of seconds a 429 advertises (60 for a per-minute quota);
+    left as None it is the wait until the bucket holds a token, in whole seconds, which is 1
+    at any rate of 1 request/s or more.
+
+    Stalls make the server pause like a real one on a cold cache or a garbage collection:
+    with probability ``stall`` per request, and with probability ``stall_live`` on the first
+    request for a live (when a real server builds its data), the server's event loop blocks
+    for a time drawn evenly from ``stall_min``..``stall_max`` seconds, before the rate check.
+    Requests that arrived meanwhile then meet the bucket together, as they would a real
+    server's. ``block`` is how a stall blocks (``time.sleep``; replaceable in a test).
     """
 
     accounts: Mapping[str, str] = attrs.field(factory=_default_accounts, repr=_accounts_repr)
@@ -121,8 +140,14 @@ class SimConfig:
     )
     max_faults_per_request: int = attrs.field(default=2, validator=_non_negative)
     slow_seconds: float = attrs.field(default=3.0, validator=_non_negative)
+    retry_after: float | None = attrs.field(default=None, validator=_check_retry_after)
+    stall: float = attrs.field(default=0.0, validator=_fraction)
+    stall_live: float = attrs.field(default=0.0, validator=_fraction)
+    stall_min: float = attrs.field(default=0.02, validator=_non_negative)
+    stall_max: float = attrs.field(default=0.15, validator=_non_negative)
     fault_seed: int = 0
     clock: Callable[[], float] = attrs.field(default=time.time, eq=False, repr=False)
+    block: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_page_length < 1 or self.max_rollcall_page_num < 1:
@@ -131,6 +156,8 @@ class SimConfig:
             raise ValueError("burst must be >= 1 when a rate is set")
         if self.fault_rate > 0 and not self.fault_kinds:
             raise ValueError("fault_rate > 0 needs at least one fault kind")
+        if self.stall_max < self.stall_min:
+            raise ValueError("stall_max must not be below stall_min")
 
 
 class TokenBucket:
@@ -156,8 +183,8 @@ class TokenBucket:
         self.tokens -= 1.0
 
 
-class RateLimiter:
-    """The per-account bucket and the optional per-account, per-path buckets.
+class AccountBuckets:
+    """The server's rate limit: the per-account bucket and the optional per-path buckets.
 
     A request passes only when every bucket that applies has a token, and only then are
     tokens taken, so a rejected request costs the client nothing but time.
@@ -237,6 +264,39 @@ class FaultInjector:
         self._seen.clear()
 
 
+class Staller:
+    """Draws the server's stalls: per request, and once per live on its first request."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self._per_request = config.stall
+        self._per_live = config.stall_live
+        self._low = config.stall_min
+        self._high = config.stall_max
+        self._seed = config.fault_seed
+        self._rng = random.Random(f"{self._seed}/stall")
+        self._lives: set[str] = set()
+
+    @property
+    def active(self) -> bool:
+        return self._per_request > 0.0 or self._per_live > 0.0
+
+    def draw(self, liveid: str | None) -> float:
+        """Seconds this request blocks the server for (0.0: none)."""
+        stall = False
+        if self._per_live > 0.0 and liveid is not None and liveid not in self._lives:
+            self._lives.add(liveid)
+            stall = self._rng.random() < self._per_live
+        if not stall and self._per_request > 0.0:
+            stall = self._rng.random() < self._per_request
+        return self._rng.uniform(self._low, self._high) if stall else 0.0
+
+    def reset(self) -> None:
+        """Forget which lives were built and restart the draws, so a rerun meets the same
+        stalls."""
+        self._lives.clear()
+        self._rng = random.Random(f"{self._seed}/stall")
+
+
 def retry_after_seconds(wait: float) -> int:
     """The ``Retry-After`` value: whole seconds, rounded up, never 0 (0 would invite a storm)."""
     return max(1, math.ceil(wait))
@@ -252,8 +312,25 @@ class SimStats:
     auth_failed: int = 0
     param_failed: int = 0
     not_found: int = 0
+    #: How many stalls blocked the server, and for how many seconds in all.
+    stalls: int = 0
+    stalled: float = 0.0
     faults: dict[str, int] = attrs.field(factory=dict)
     by_path: dict[str, int] = attrs.field(factory=dict)
+    #: Requests that reached the rate check, per 100 ms since the first one: what the
+    #: server's bucket saw (bunches after a stall show as spikes).
+    arrivals: dict[int, int] = attrs.field(factory=dict)
+    _first: float | None = None
+
+    def count_arrival(self, now: float) -> None:
+        if self._first is None:
+            self._first = now
+        slot = int((now - self._first) * 10)
+        self.arrivals[slot] = self.arrivals.get(slot, 0) + 1
+
+    def arrivals_per_100ms(self) -> list[int]:
+        last = max(self.arrivals, default=-1)
+        return [self.arrivals.get(slot, 0) for slot in range(last + 1)]
 
     def count_fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -274,6 +351,9 @@ class SimStats:
             "auth_failed": self.auth_failed,
             "param_failed": self.param_failed,
             "not_found": self.not_found,
+            "stalls": self.stalls,
+            "stalled": self.stalled,
             "faults": dict(self.faults),
             "by_path": dict(self.by_path),
+            "arrivals_per_100ms": self.arrivals_per_100ms(),
         }

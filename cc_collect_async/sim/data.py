@@ -27,7 +27,7 @@ from typing import Any, Final
 import attrs
 
 __all__ = [
-    "KINDS",
+    "DATA_KINDS",
     "TIME_FORMAT",
     "Dataset",
     "DatasetSpec",
@@ -44,7 +44,7 @@ Record = dict[str, Any]
 RecordKey = tuple[Any, ...]
 """``(liveid, *natural_key)``: how a record is told apart from every other one."""
 
-KINDS: Final = ("chat", "access", "vote", "answercard", "brainstorm", "reward", "rollcall")
+DATA_KINDS: Final = ("chat", "access", "vote", "answercard", "brainstorm", "reward", "rollcall")
 """The record kinds a nightly harvest pulls per live, in the vocabulary of :class:`Truth`."""
 
 TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
@@ -194,7 +194,7 @@ def record_key(kind: str, liveid: str, record: Mapping[str, Any]) -> RecordKey:
         return (liveid, record["uid"], record["reward_time"], record["type"])
     if kind == "rollcall":
         return (liveid, record["roll_call_id"], record["user_id"])
-    raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
+    raise ValueError(f"unknown record kind {kind!r}; expected one of {DATA_KINDS}")
 
 
 # --- awkward content ------------------------------------------------------------------------
@@ -328,7 +328,7 @@ class Dataset:
         self.spec = spec if spec is not None else DatasetSpec()
         self._rooms = self._make_rooms()
         self._live_mask = int(_digest(self.spec.seed, "liveid")[:16], 16)
-        self._volumes = [self.spec.base_volume(kind) for kind in KINDS]
+        self._volumes = [self.spec.base_volume(kind) for kind in DATA_KINDS]
         metas = [self._make_meta(index) for index in range(self.spec.lives)]
         metas.sort(key=lambda meta: (meta.info.start_time, meta.info.liveid))
         self._metas = metas
@@ -379,7 +379,7 @@ class Dataset:
         empty = spec.empty_every > 0 and (index + 1) % spec.empty_every == 0
         huge = not empty and spec.huge_every > 0 and (index + 1) % spec.huge_every == 0
         counts: dict[str, int] = {}
-        for kind, base in zip(KINDS, self._volumes, strict=True):
+        for kind, base in zip(DATA_KINDS, self._volumes, strict=True):
             if huge and kind == "chat":
                 base *= 40
             elif huge and kind == "access":
@@ -459,8 +459,8 @@ class Dataset:
 
     def records(self, liveid: str, kind: str) -> list[Record]:
         """Every record of ``kind`` in a live, as wire dicts, in the order the API sends them."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
+        if kind not in DATA_KINDS:
+            raise ValueError(f"unknown record kind {kind!r}; expected one of {DATA_KINDS}")
         meta = self._meta(liveid)
         key = (liveid, kind)
         with self._lock:
@@ -554,9 +554,9 @@ class Dataset:
     ) -> Truth:
         """The lives in the window and the key of every record of every kind they hold."""
         lives = self.lives(start, end, roomids)
-        keys: dict[str, set[RecordKey]] = {kind: set() for kind in KINDS}
+        keys: dict[str, set[RecordKey]] = {kind: set() for kind in DATA_KINDS}
         for live in lives:
-            for kind in KINDS:
+            for kind in DATA_KINDS:
                 if self.count(live.liveid, kind):
                     keys[kind].update(
                         record_key(kind, live.liveid, record)
@@ -569,7 +569,7 @@ class Dataset:
         start: datetime | None = None,
         end: datetime | None = None,
         roomids: Collection[str] | None = None,
-        kinds: Collection[str] = KINDS,
+        kinds: Collection[str] = DATA_KINDS,
     ) -> int:
         """How many records the window holds (cheap: counts only, nothing is generated)."""
         return sum(

@@ -21,8 +21,17 @@ from .data import DatasetSpec
 
 __all__ = ["SimOptions", "build_parser", "parse_args", "to_argv"]
 
-# Config fields that need their own syntax (or, for the clock, cannot cross a process).
-_SPECIAL = {"accounts", "path_rates", "fault_kinds", "clock", "rate"}
+# Config fields that need their own syntax (or, for the clock and the stall's blocking
+# call, cannot cross a process).
+_SPECIAL = {"accounts", "path_rates", "fault_kinds", "clock", "block", "rate", "retry_after"}
+
+
+_HELP = {
+    "stall": "probability per request that the server's event loop blocks before the rate check",
+    "stall_live": "probability that the first request for a live blocks the server (data built)",
+    "stall_min": "shortest stall, seconds (default 0.02)",
+    "stall_max": "longest stall, seconds (default 0.15)",
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -102,8 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
         if field.name in _SPECIAL:
             continue
         kind = int if isinstance(field.default, int) else float
-        knobs.add_argument(_flag(field.name), type=kind, default=None, metavar=field.name.upper())
+        knobs.add_argument(
+            _flag(field.name),
+            type=kind,
+            default=None,
+            metavar=field.name.upper(),
+            help=_HELP.get(field.name),
+        )
     knobs.add_argument("--rate", type=float, default=None, help="requests/s per account")
+    knobs.add_argument(
+        "--retry-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="what a 429 advertises (default: the wait for a token, at least 1 s; "
+        "60 for a per-minute quota)",
+    )
     knobs.add_argument(
         "--account",
         type=_parse_account,
@@ -145,6 +168,8 @@ def parse_args(argv: Sequence[str] | None = None) -> SimOptions:
     }
     if namespace.rate is not None:
         config_args["rate"] = namespace.rate
+    if namespace.retry_after is not None:
+        config_args["retry_after"] = namespace.retry_after
     if namespace.account:
         config_args["accounts"] = dict(namespace.account)
     if namespace.path_rate:
@@ -171,11 +196,13 @@ def to_argv(spec: DatasetSpec | None = None, config: SimConfig | None = None) ->
             argv += [_flag(field.name), str(text)]
     if config is not None:
         default = SimConfig()
-        if config.clock is not default.clock:
-            raise ValueError("a custom SimConfig.clock cannot be passed to another process")
+        if config.clock is not default.clock or config.block is not default.block:
+            raise ValueError(
+                "a custom SimConfig.clock or SimConfig.block cannot be passed to another process"
+            )
         for field in attrs.fields(SimConfig):
             value = getattr(config, field.name)
-            if field.name in ("clock",) or value == getattr(default, field.name):
+            if field.name in ("clock", "block") or value == getattr(default, field.name):
                 continue
             if field.name == "accounts":
                 for userid, key in value.items():
