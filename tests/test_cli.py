@@ -445,6 +445,17 @@ def test_lives_prints_json_lines(sim: Simulator, capsys: pytest.CaptureFixture[s
     assert {json.loads(line)["roomid"] for line in stdout.splitlines()} == {room}
 
 
+def test_lives_lists_the_rooms_it_can_and_exits_1_naming_the_one_it_cannot(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    room = sim.dataset.lives()[0].roomid
+    code, stdout, stderr = run(capsys, "lives", *WINDOW, "--room", "NOSUCHROOM", "--room", room)
+    assert code == 1
+    assert "listing lives of room NOSUCHROOM failed" in stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert rows and {row["roomid"] for row in rows} == {room}
+
+
 def test_call_prints_the_envelope(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
     live = sim.dataset.lives()[0]
     code, stdout, _ = run(capsys, "call", "user_count", f"liveid={live.liveid}")

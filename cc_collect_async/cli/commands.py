@@ -16,6 +16,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
@@ -23,7 +24,7 @@ import anyio
 
 from .. import CollectClient
 from ..errors import AuthError, CollectError, InvalidRequestError
-from ..harvest import Harvester
+from ..harvest import Harvester, list_lives
 from ..harvest.outdir import (
     DifferentHarvestError,
     DirectorySink,
@@ -325,37 +326,29 @@ def run_lives(
 
 
 async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
-    window = options.window
     out = _binary_stdout(stdout)
-    seen: set[str] = set()
+    failures: list[str] = []
+    count = 0
+
+    def failed(room: str | None, exc: CollectError) -> None:
+        where = f" of room {room}" if room else ""
+        failures.append(f"listing lives{where} failed: {exc}")
+
     async with _client(options.credentials, options.timeout) as client:
         try:
-            for room in window.rooms or (None,):
-                pages = client.paginate(
-                    "lives",
-                    length=100,
-                    start_time=window.since,
-                    end_time=window.until,
-                    roomid=room,
-                )
-                async for page in pages.raw_pages():
-                    lines = []
-                    for item in page.items:
-                        liveid = str(item.get("liveid"))
-                        if liveid not in seen:
-                            seen.add(liveid)
-                            lines.append(encode_line(item))
-                    out.write(b"".join(lines))
+            async with aclosing(list_lives(client, options.window, failed)) as lives:
+                async for live in lives:
+                    count += 1
+                    out.write(encode_line(live.wire()))
                     out.flush()
         except AuthError as exc:
             _error(stderr, _auth_message(options.credentials, exc))
             return ExitCode.AUTH
-        except CollectError as exc:
-            _error(stderr, f"listing lives failed: {exc}")
-            return ExitCode.UNITS_FAILED
+    for failure in failures:
+        _error(stderr, failure)
     if not options.display.quiet:
-        _say(stderr, f"cc-collect: {len(seen):,} lives")
-    return ExitCode.OK
+        _say(stderr, f"cc-collect: {count:,} lives")
+    return ExitCode.UNITS_FAILED if failures else ExitCode.OK
 
 
 # -- call ----------------------------------------------------------------------------------

@@ -1,8 +1,20 @@
 """The nightly harvest: every record of every kind for many lives at once."""
 
 from .events import Batch, Progress, UnitResult
+from .listing import list_lives
 from .outdir import DirectorySink, HarvestRequest, OutputError, read_manifest, read_records
-from .plan import ALL_KINDS, DEFAULT_KINDS, KINDS, Kind, Live, Unit, Window, parse_kinds
+from .plan import (
+    ALL_KINDS,
+    DEFAULT_KINDS,
+    KINDS,
+    EndpointKind,
+    Kind,
+    Live,
+    SummaryKind,
+    Unit,
+    Window,
+    parse_kinds,
+)
 from .report import HarvestReport, KindCounts, UnitProblem
 from .scheduler import Event, Harvester
 from .sink import MemorySink, Sink
@@ -13,6 +25,7 @@ __all__ = [
     "KINDS",
     "Batch",
     "DirectorySink",
+    "EndpointKind",
     "Event",
     "HarvestReport",
     "HarvestRequest",
@@ -24,10 +37,12 @@ __all__ = [
     "OutputError",
     "Progress",
     "Sink",
+    "SummaryKind",
     "Unit",
     "UnitProblem",
     "UnitResult",
     "Window",
+    "list_lives",
     "parse_kinds",
     "read_manifest",
     "read_records",

@@ -7,7 +7,6 @@ from typing import Any
 
 import attrs
 
-from ..converter import structure
 from .plan import KINDS, Live, Unit
 
 __all__ = ["Batch", "Progress", "UnitResult"]
@@ -35,10 +34,7 @@ class Batch:
 
     def models(self) -> list[Any]:
         """The records as typed models (the summary kind stays in wire form)."""
-        endpoint = KINDS[self.kind].endpoint
-        if endpoint is None:
-            return list(self.records)
-        return [structure(record, endpoint.model) for record in self.records]
+        return KINDS[self.kind].models(self.records)
 
 
 @attrs.frozen

@@ -8,15 +8,19 @@ from typing import Any
 
 import attrs
 
+from ..beijing import as_beijing
+from ..converter import structure
 from ..endpoints import ENDPOINTS, Endpoint
-from ..models import BEIJING
 
 __all__ = [
     "ALL_KINDS",
     "DEFAULT_KINDS",
     "KINDS",
+    "EndpointKind",
     "Kind",
     "Live",
+    "SummaryKind",
+    "SummaryPart",
     "Unit",
     "Window",
     "parse_kinds",
@@ -52,10 +56,6 @@ class Unit:
         return f"{self.kind} of live {self.live.liveid} (room {self.live.roomid})"
 
 
-def _beijing(value: datetime) -> datetime:
-    return value.astimezone(BEIJING) if value.tzinfo else value.replace(tzinfo=BEIJING)
-
-
 def _rooms(rooms: Iterable[str]) -> tuple[str, ...]:
     # A typed converter: with a bare ``converter=tuple`` mypy rejects every argument.
     return tuple(rooms)
@@ -65,8 +65,8 @@ def _rooms(rooms: Iterable[str]) -> tuple[str, ...]:
 class Window:
     """Lives that started in ``[since, until)`` (Beijing time), optionally only some rooms."""
 
-    since: datetime = attrs.field(converter=_beijing)
-    until: datetime = attrs.field(converter=_beijing)
+    since: datetime = attrs.field(converter=as_beijing)
+    until: datetime = attrs.field(converter=as_beijing)
     rooms: tuple[str, ...] = attrs.field(default=(), converter=_rooms)
 
     def __attrs_post_init__(self) -> None:
@@ -76,11 +76,27 @@ class Window:
 
 @attrs.frozen
 class Kind:
-    """A kind of record a harvest collects, and how one live's share of it is asked for."""
+    """A kind of record a harvest collects. Two strategies fetch one live's share of it:
+    :class:`EndpointKind` (the records of one endpoint, paged or not) and
+    :class:`SummaryKind` (one record per live, composed of several calls)."""
 
     name: str
-    #: The endpoint that serves it; None for the composite per-live summary.
-    endpoint: Endpoint | None
+
+    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable]:
+        """Keys that tell a page's records apart, so a record repeated across pages is
+        delivered once."""
+        raise NotImplementedError
+
+    def models(self, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The records as typed objects."""
+        raise NotImplementedError
+
+
+@attrs.frozen
+class EndpointKind(Kind):
+    """The records one endpoint serves for a live."""
+
+    endpoint: Endpoint
     #: Parameter names that carry the room and the live id (rollcall has no room).
     room_param: str | None = "roomid"
     live_param: str = "liveid"
@@ -91,29 +107,63 @@ class Kind:
             params[self.room_param] = live.roomid
         return params
 
-    def record_key(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
-        if self.endpoint is None:
-            return (record.get("liveid"),)
-        return self.endpoint.record_key(record)
+    def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable]:
+        """See :meth:`Endpoint.page_keys`."""
+        return self.endpoint.page_keys(records)
+
+    def models(self, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+        return [structure(record, self.endpoint.model) for record in records]
+
+
+@attrs.frozen
+class SummaryPart:
+    """One call of the summary: its reply's ``data`` becomes the record's ``field``."""
+
+    field: str
+    endpoint: str
+    #: The endpoint also takes the room id.
+    with_room: bool = False
+
+    def params(self, live: Live) -> dict[str, str]:
+        if self.with_room:
+            return {"roomid": live.roomid, "liveid": live.liveid}
+        return {"liveid": live.liveid}
+
+
+@attrs.frozen
+class SummaryKind(Kind):
+    """One record per live: its ids and the replies of the per-live statistics endpoints
+    (duration, user count, peak viewers, gather), kept in wire form."""
+
+    parts: tuple[SummaryPart, ...] = (
+        SummaryPart("duration", "duration"),
+        SummaryPart("user_count", "user_count"),
+        SummaryPart("max_parallel", "max_parallel"),
+        SummaryPart("gather", "summary", with_room=True),
+    )
+
+    def record(self, live: Live, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The summary record of ``live`` from each part's reply data (by field)."""
+        return {"roomid": live.roomid, "liveid": live.liveid, **data}
 
     def page_keys(self, records: Sequence[Mapping[str, Any]]) -> list[Hashable]:
-        """Keys that tell a page's records apart (see :meth:`Endpoint.page_keys`)."""
-        if self.endpoint is None:
-            return [record.get("liveid") for record in records]
-        return self.endpoint.page_keys(records)
+        return [record.get("liveid") for record in records]
+
+    def models(self, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+        return [dict(record) for record in records]  # no model: a composite of replies
 
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("chat", ENDPOINTS["chat"]),
-        Kind("access", ENDPOINTS["access"]),
-        Kind("vote", ENDPOINTS["vote"]),
-        Kind("answercard", ENDPOINTS["answercard"]),
-        Kind("rollcall", ENDPOINTS["rollcall"], room_param=None, live_param="live_id"),
-        Kind("brainstorm", ENDPOINTS["brainstorm"]),
-        Kind("reward", ENDPOINTS["reward"]),
-        Kind("summary", None),
+        EndpointKind("chat", ENDPOINTS["chat"]),
+        EndpointKind("access", ENDPOINTS["access"]),
+        EndpointKind("vote", ENDPOINTS["vote"]),
+        EndpointKind("answercard", ENDPOINTS["answercard"]),
+        EndpointKind("rollcall", ENDPOINTS["rollcall"], room_param=None, live_param="live_id"),
+        EndpointKind("brainstorm", ENDPOINTS["brainstorm"]),
+        EndpointKind("reward", ENDPOINTS["reward"]),
+        SummaryKind("summary"),
     )
 }
 DEFAULT_KINDS: tuple[str, ...] = ("chat", "access", "vote", "answercard", "rollcall")

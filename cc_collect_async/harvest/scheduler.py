@@ -29,7 +29,18 @@ from ..errors import AuthError, CollectError, DecodeError
 from ..ratelimit import AdaptiveRateLimiter, RateLimiter
 from ..retry import RetryPolicy
 from .events import Batch, Progress, UnitResult
-from .plan import DEFAULT_KINDS, KINDS, Kind, Live, Unit, Window, parse_kinds
+from .listing import list_lives
+from .plan import (
+    DEFAULT_KINDS,
+    KINDS,
+    EndpointKind,
+    Kind,
+    Live,
+    SummaryKind,
+    Unit,
+    Window,
+    parse_kinds,
+)
 from .report import HarvestReport, KindCounts, UnitProblem
 from .sink import Sink
 
@@ -78,10 +89,6 @@ async def _acquire(semaphore: anyio.Semaphore) -> None:
         semaphore.acquire_nowait()
     except anyio.WouldBlock:
         await semaphore.acquire()
-
-
-#: Lives listed ahead of the planner (one listing page at the vendor's usual cap).
-_LIVES_AHEAD = 100
 
 
 @attrs.define
@@ -321,34 +328,41 @@ class Harvester:
 
     async def _main(self, send: MemoryObjectSendStream[Event]) -> None:
         slots = anyio.Semaphore(self.max_units)
-        # Lives come from a task of their own that lists up to _LIVES_AHEAD lives ahead of
-        # the planner, so the next listing page is on its way while the units of this one
-        # still run (reading it only when the planner ran dry stalled every unit for a round
-        # trip per page: benchmarks/).
-        found, lives = anyio.create_memory_object_stream[Live](_LIVES_AHEAD)
+        # The lives come from a task of their own that lists without waiting for the units:
+        # the next listing page is on its way while the units of this one run (reading it
+        # only when the planner ran dry stalled every unit for a round trip per page), and
+        # every live, hence the unit total and an ETA, is known within the first minutes.
+        # The buffer is unbounded because lives are small: a few hundred bytes each, a few
+        # thousand in a night.
+        found, lives = anyio.create_memory_object_stream[Live](math.inf)
         async with send, anyio.create_task_group() as tg:
             tg.start_soon(self._list, found, tg.cancel_scope)
             async with lives:
                 async for live in lives:
-                    self.report.lives += 1
                     await _send(send, live)
                     for name in self.kinds:
-                        unit = Unit(live, name)
                         if (live.liveid, name) in self.skip:
-                            self._units_skipped += 1
                             continue
-                        self._units_total += 1
                         await _acquire(slots)
-                        tg.start_soon(self._run_unit, unit, send, slots, tg.cancel_scope)
-            self._planning_done = True
+                        tg.start_soon(
+                            self._run_unit, Unit(live, name), send, slots, tg.cancel_scope
+                        )
         self._finished = self._fatal is None
 
     async def _list(self, found: MemoryObjectSendStream[Live], scope: anyio.CancelScope) -> None:
+        """List every live into ``found``, counting its units as it goes."""
         async with found:
             try:
                 async with aclosing(self._lives()) as lives:
                     async for live in lives:
-                        await found.send(live)
+                        self.report.lives += 1
+                        for name in self.kinds:
+                            if (live.liveid, name) in self.skip:
+                                self._units_skipped += 1
+                            else:
+                                self._units_total += 1
+                        found.send_nowait(live)  # never full: the buffer is unbounded
+                self._planning_done = True
             except AuthError as exc:
                 self._planning_done = True
                 self._stop(exc, scope)
@@ -362,29 +376,17 @@ class Harvester:
                     yield live
             return
         assert self.window is not None
-        window = self.window
-        listed: set[str] = set()
-        for room in window.rooms or (None,):
-            pages = self.client.paginate(
-                "lives",
-                length=self.page_length,
-                start_time=window.since,
-                end_time=window.until,
-                roomid=room,
+
+        def failed(room: str | None, exc: CollectError) -> None:
+            self.report.failures.append(
+                UnitProblem("lives", room or "", "", f"listing lives failed: {exc}")
             )
-            try:
-                async for page in pages.raw_pages():
-                    for record in page.items:
-                        live = Live.from_record(record)
-                        if live.liveid not in listed:
-                            listed.add(live.liveid)
-                            yield live
-            except AuthError:
-                raise
-            except CollectError as exc:
-                self.report.failures.append(
-                    UnitProblem("lives", room or "", "", f"listing lives failed: {exc}")
-                )
+
+        async with aclosing(
+            list_lives(self.client, self.window, failed, page_length=self.page_length)
+        ) as lives:
+            async for live in lives:
+                yield live
 
     async def _run_unit(
         self,
@@ -428,11 +430,12 @@ class Harvester:
     async def _fetch_unit(self, unit: Unit, send: MemoryObjectSendStream[Event]) -> UnitResult:
         kind = KINDS[unit.kind]
         tally = _UnitTally(unit, kind)
-        endpoint = kind.endpoint
-        if endpoint is None:
-            records = [await self._summary(unit.live)]
-        elif endpoint.paging is None:
-            records = await self.client.fetch_records(endpoint.name, **kind.params(unit.live))
+        if isinstance(kind, SummaryKind):
+            records = [await self._summary(kind, unit.live)]
+        elif not isinstance(kind, EndpointKind):
+            raise TypeError(f"no way to fetch a {type(kind).__name__}")
+        elif kind.endpoint.paging is None:
+            records = await self.client.fetch_records(kind.endpoint.name, **kind.params(unit.live))
         else:
             await self._fetch_pages(unit, kind, tally, send)
             return tally.result()
@@ -446,10 +449,14 @@ class Harvester:
         return tally.result()
 
     async def _fetch_pages(
-        self, unit: Unit, kind: Kind, tally: _UnitTally, send: MemoryObjectSendStream[Event]
+        self,
+        unit: Unit,
+        kind: EndpointKind,
+        tally: _UnitTally,
+        send: MemoryObjectSendStream[Event],
     ) -> None:
         endpoint = kind.endpoint
-        assert endpoint is not None and endpoint.paging is not None
+        assert endpoint.paging is not None
         params = kind.params(unit.live)
         method = self.rollcall_method if endpoint.name == "rollcall" else None
         wanted = min(self.page_length, endpoint.paging.max_length or math.inf)
@@ -525,15 +532,10 @@ class Harvester:
         if kept:
             await _send(send, Batch(unit, number, kept))
 
-    async def _summary(self, live: Live) -> dict[str, Any]:
-        """The composite per-live summary: duration, user count, peak viewers, gather."""
-        record: dict[str, Any] = {"roomid": live.roomid, "liveid": live.liveid}
-        for part, name, params in (
-            ("duration", "duration", {"liveid": live.liveid}),
-            ("user_count", "user_count", {"liveid": live.liveid}),
-            ("max_parallel", "max_parallel", {"liveid": live.liveid}),
-            ("gather", "summary", {"roomid": live.roomid, "liveid": live.liveid}),
-        ):
-            envelope = await self.client.call(name, **params)
-            record[part] = envelope.get("data")
-        return record
+    async def _summary(self, kind: SummaryKind, live: Live) -> dict[str, Any]:
+        """The composite per-live summary: each part's reply data under its field."""
+        data: dict[str, Any] = {}
+        for part in kind.parts:
+            envelope = await self.client.call(part.endpoint, **part.params(live))
+            data[part.field] = envelope.get("data")
+        return kind.record(live, data)
