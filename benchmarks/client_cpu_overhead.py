@@ -138,12 +138,12 @@ def _variants(body: bytes, count: int) -> dict[str, Callable[[], Coroutine[Any, 
     async def harvest_json() -> None:
         from cc_collect_async import core
 
-        fast = core._loads
-        core._loads = json.loads
+        fast = core.loads
+        core.loads = json.loads
         try:
             await harvest()
         finally:
-            core._loads = fast
+            core.loads = fast
 
     async def harvest_file() -> None:
         with tempfile.NamedTemporaryFile(suffix=".jsonl") as file:

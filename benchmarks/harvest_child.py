@@ -155,7 +155,7 @@ def run_job(job: HarvestJob) -> dict[str, Any]:
     if job.stdlib_json:
         from cc_collect_async import core
 
-        core._loads = json.loads
+        core.loads = json.loads
     # Imported before the clock starts: a one-off cost, not a per-request one.
     with contextlib.suppress(ImportError):
         import aiohttp  # noqa: F401

@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
     if job.get("stdlib_json"):
         from cc_collect_async import core
 
-        core._loads = json.loads
+        core.loads = json.loads
     with contextlib.suppress(ImportError):
         import aiohttp  # noqa: F401 - imported before any clock starts
     if job.get("loop") == "uvloop":

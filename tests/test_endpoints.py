@@ -1,10 +1,10 @@
 """All 13 endpoints: exact method, path and signed parameters on the wire, and the vendor
 document's example replies parsed into the models.
 
-The replies below are the seed document's examples turned into JSON (its Python-ish quotes,
-comments and missing commas fixed; its "..." entries left out; the answer card's
-placeholders given concrete values). The signature is checked by the independent verifier
-in conftest, from the raw query of the request as sent.
+The replies in ``tests/data/vendor_replies/`` are the seed document's examples turned into
+JSON (its Python-ish quotes, comments and missing commas fixed; its "..." entries left out;
+the answer card's placeholders given concrete values). The signature is checked by the
+independent verifier in conftest, from the raw query of the request as sent.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,273 +43,27 @@ from cc_collect_async import (
 
 Verify = Callable[..., tuple[dict[str, str], int]]
 
-MAX_PARALLEL_REPLY = """
-{"result": "OK", "data": {"max_parallel": 2132, "time": "2018-09-02 12:30:22"}, "error_msg": ""}
-"""
+#: The seed document's example replies, one file each (see the module docstring).
+REPLIES = Path(__file__).parent / "data" / "vendor_replies"
 
-USER_COUNT_REPLY = """{"result": "OK", "data": {"livecount": 2132}, "error_msg": ""}"""
 
-DURATION_REPLY = """
-{
-    "result": "OK",
-    "data": {
-        "duration": 2,
-        "start_time": "2018-05-09 10:00:00 ",
-        "end_time": "2018-05-09 12:00:00"
-    },
-    "error_msg": ""
-}
-"""
+def _reply(name: str) -> str:
+    return (REPLIES / f"{name}.json").read_text(encoding="utf-8")
 
-ACCESS_REPLY = """
-{
-    "roomid": "4C05DAC8965BE2029C33DC5901307461",
-    "liveid": "2273B106A25921C9",
-    "result": "OK",
-    "data": [{
-        "username": "guojia",
-        "viewerid": "ea5e26c98df94e49bb399c477438d7f7",
-        "role": "talker",
-        "ip": "116.226.32.202",
-        "platform": "web",
-        "enter_time": "2017-09-12 16:22:43 ",
-        "exit_time": "2017-09-12 17:22:43 "
-    }],
-    "error_msg": ""
-}
-"""
 
-CHAT_REPLY = """
-{
-    "roomid": "4C05DAC8965BE2029C33DC5901307461",
-    "liveid": "2273B106A25921C9",
-    "result": "OK",
-    "data": [{
-        "id": 123,
-        "timestamp": "2019-02-18 17:22:50",
-        "username": "sss",
-        "content": "sdffs",
-        "chat_userid": "81d5a1f1bbcb4edb9e1c52e9d75417f4"
-    }],
-    "error_msg": ""
-}
-"""
-
-LIVES_REPLY = """
-{
-    "page_size": 2,
-    "result": "OK",
-    "data": [
-        {
-            "end_time": "2019-02-27 10:51:38",
-            "room_type": 3,
-            "userid": "9DC1A878A164F696",
-            "roomid": "3BDDBEB6C2269ABE9C33DC5901307461",
-            "class_name": "wang-double-test5",
-            "liveid": "C40FD4FA8D9B07C6",
-            "start_time": "2019-02-26 16:44:04"
-        },
-        {
-            "end_time": "2019-02-27 10:51:38",
-            "room_type": 2,
-            "userid": "9DC1A878A164F696",
-            "roomid": "6944167A1D980FD89C33DC5901307461",
-            "class_name": "wang-double-test-assistant",
-            "liveid": "B3CA023FB07A5375",
-            "start_time": "2019-02-26 20:10:18"
-        }
-    ],
-    "page_length": 20,
-    "page_count": 2,
-    "error_msg": ""
-}
-"""
-
-BRAINSTORM_REPLY = """
-{
-    "page_length": 20,
-    "page_count": 1,
-    "data": [
-        {
-            "reply_data": [
-                {
-                    "content": "werwerwe",
-                    "uid": "d44fda4f15a14b92a733b237d957611f",
-                    "uname": "ddd"
-                }
-            ],
-            "publish_data": {
-                "content": "fsdfsdf",
-                "brainsstom_id": "f80894a2114c3304f5aed16ea10854d3",
-                "publish_time": "2019-01-30 14:05:54",
-                "roomid": "4C05DAC8965BE2029C33DC5901307461",
-                "title": "wefw",
-                "uid": "368d5101f74640d2a01efb9da770dceb",
-                "liveid": "96AC5FB6817E01DC",
-                "uname": "sss"
-            }
-        }
-    ],
-    "result": "OK",
-    "page_size": 1,
-    "error_msg": ""
-}
-"""
-
-VOTE_REPLY = """
-{
-    "page_length": 20,
-    "page_count": 1,
-    "data": [
-        {
-            "reply_data": [
-                {
-                    "uid": "d44fda4f15a14b92a733b237d957611f",
-                    "choices": [1],
-                    "uname": "ddd"
-                }
-            ],
-            "publish_data": {
-                "style": 0,
-                "choices": ["fdg", "fsdf", "wef"],
-                "publish_time": "2019-01-30 15:53:40",
-                "roomid": "4C05DAC8965BE2029C33DC5901307461",
-                "vote_id": "9d84f73d05bd4d930d97b01840796c5c",
-                "title": "we",
-                "uid": "24140669d42843a8b0c58e8338ab8382",
-                "liveid": "96AC5FB6817E01DC",
-                "uname": "aaa"
-            }
-        }
-    ],
-    "result": "OK",
-    "page_size": 1,
-    "error_msg": ""
-}
-"""
-
-ANSWERCARD_REPLY = """
-{
-    "result": "OK",
-    "data": [
-        {
-            "publish_data": {
-                "qvote_id": "123444422",
-                "uid": "eddd221",
-                "style": 1,
-                "count": 4,
-                "publish_time": "2018-05-03 22:09:00",
-                "liveid": "feee",
-                "correct": [0, 1]
-            },
-            "reply_data": [
-                {"uid": "sdeew", "choice": [0, 1], "reply_time": "2018-05-03 22:10:20"}
-            ]
-        },
-        {
-            "publish_data": {
-                "qvote_id": "123444423",
-                "uid": "eddd221",
-                "style": "0",
-                "count": 2,
-                "publish_time": "2018-05-03 22:15:00 ",
-                "liveid": "feee",
-                "correct": [-1]
-            },
-            "reply_data": []
-        }
-    ],
-    "page_size": 2,
-    "page_length": 20,
-    "page_count": 4,
-    "error_msg": ""
-}
-"""
-
-REWARD_REPLY = """
-{
-    "page_size": 1,
-    "page_count": 1,
-    "error_msg": "",
-    "result": "OK",
-    "page_length": 20,
-    "data": [
-        {
-            "reward_time": "2019-02-19 11:56:03",
-            "uname": "ddd",
-            "liveid": "EA0A5DF952F42A0C",
-            "type": "cup",
-            "uid": "bf20806bfecc4955adb6050ecfdb77d0",
-            "roomid": "4C05DAC8965BE2029C33DC5901307461"
-        }
-    ]
-}
-"""
-
-SUMMARY_REPLY = """
-{
-    "result": "OK",
-    "error_msg": "",
-    "data": {
-        "locations": {"其他": 1, "上海": 2},
-        "roomid": "B89BF8C8D7F1838C9C33DC5901307461",
-        "platforms": {"5": 1, "2": 2, "3": 3},
-        "liveid": "DEB0441AFEBB36E7",
-        "usercount": 1
-    }
-}
-"""
-
-CLIENT_INFO_REPLY = """
-{
-    "result": "OK",
-    "error_msg": "",
-    "data": [{
-        "camera_enable": 1,
-        "submit_time": "2019-03-28 16:32:29",
-        "roomid": "88DA9C48C2DC6DCB9C33DC5901307461",
-        "browser": "Chrome_71.0",
-        "browser_kernel": "gecko",
-        "ip": "192.168.1.33",
-        "username": "sss",
-        "micro_enable": 1,
-        "system": "Window7",
-        "userid": "9647e539551d44a5819b756df800ed24",
-        "screen_resolution": "1680*1050"
-    }]
-}
-"""
-
-ROLLCALL_REPLY = """
-{
-    "result": "OK",
-    "error": null,
-    "data": {
-        "total": 2,
-        "size": 100,
-        "current": 1,
-        "data": [
-            {
-                "live_id": "435FD0F38E66EE6A",
-                "roll_call_id": "1591856163000",
-                "user_id": "a10b241e28b44ab88a640539a09e681b",
-                "user_name": "123",
-                "roll_call_status": 1,
-                "confirm_time": "2020-06-11 14:16:12"
-            },
-            {
-                "live_id": "435FD0F38E66EE6A",
-                "roll_call_id": "1591856163000",
-                "user_id": "Z803hxkfgI65dwwC",
-                "user_name": "学生",
-                "roll_call_status": 1,
-                "confirm_time": "2020-06-11 14:16:15"
-            }
-        ]
-    },
-    "errorMsg": ""
-}
-"""
+MAX_PARALLEL_REPLY = _reply("max_parallel")
+USER_COUNT_REPLY = _reply("user_count")
+DURATION_REPLY = _reply("duration")
+ACCESS_REPLY = _reply("access")
+CHAT_REPLY = _reply("chat")
+LIVES_REPLY = _reply("lives")
+BRAINSTORM_REPLY = _reply("brainstorm")
+VOTE_REPLY = _reply("vote")
+ANSWERCARD_REPLY = _reply("answercard")
+REWARD_REPLY = _reply("reward")
+SUMMARY_REPLY = _reply("summary")
+CLIENT_INFO_REPLY = _reply("client_info")
+ROLLCALL_REPLY = _reply("rollcall")
 
 
 def bj(*args: int) -> datetime:
