@@ -188,3 +188,7 @@ def check_signed_query(
 def verify_query() -> Callable[..., tuple[dict[str, str], int]]:
     """The independent THQS verifier (see :func:`check_signed_query`)."""
     return check_signed_query
+
+
+# The PostgreSQL server of the sync tests (started once per session, only when asked for).
+from postgres_server import postgres_server  # noqa: E402, F401

@@ -1,0 +1,275 @@
+"""What a sync asks of its database, once for every backend: the schema check, the state an
+incremental sync starts from, and the one transaction that commits a group of whole units.
+
+The methods are blocking; :class:`~cc_collect_async.database.sink.DatabaseSink` and
+:func:`~cc_collect_async.database.sync.sync` call them in a worker thread (one at a time,
+one connection), so no event loop ever waits on the database. A backend supplies the
+connection, the lock, and its fastest way to move many rows (Arrow for DuckDB, COPY for
+PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from .ddl import COLUMNS, LIVES, META, RUNS, SCHEMA_VERSION, UNITS, WATERMARKS, SqlDialect, quote
+from .errors import NotADatabaseError, SchemaVersionError
+from .tables import KIND_TABLES, RowBuffer
+from .target import DatabaseTarget
+
+__all__ = ["Backend", "ConnectionLostError", "Group", "RunFinish", "RunStart", "SyncState"]
+
+
+class ConnectionLostError(Exception):
+    """The connection broke during a transaction: reconnect and run the transaction again
+    (it replaces whole units, so running it twice is harmless)."""
+
+
+@attrs.frozen
+class RunStart:
+    run_id: str
+    userid: str
+    base_url: str
+    started_at: datetime
+    since: datetime | None
+    until: datetime | None
+    kinds: str
+
+
+@attrs.frozen
+class RunFinish:
+    """The run's final row, and the watermark to advance to (None: leave it)."""
+
+    run_id: str
+    userid: str
+    values: dict[str, Any]
+    watermark: datetime | None = None
+
+
+@attrs.define
+class Group:
+    """Whole units committed together: their lives, rows and ``cc_units`` entries.
+
+    ``replaced[kind]`` lists the lives whose rows of that kind are deleted first, so a
+    unit's refetch replaces its rows whole, also when it came back empty.
+    """
+
+    lives: list[tuple[Any, ...]] = attrs.field(factory=list)
+    units: list[tuple[Any, ...]] = attrs.field(factory=list)
+    rows: dict[str, RowBuffer] = attrs.field(factory=dict)
+    replaced: dict[str, list[str]] = attrs.field(factory=dict)
+    finish: RunFinish | None = None
+    #: Set by the thread that committed it.
+    committed: bool = False
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(buffer) for buffer in self.rows.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.lives or self.units or self.finish)
+
+
+@attrs.frozen
+class SyncState:
+    """Where an account's last syncs left off."""
+
+    watermark: datetime | None
+    #: Start of the oldest live with a unit that was not final when fetched.
+    oldest_open: datetime | None
+
+
+class Backend(abc.ABC):
+    """A database a sync writes to. Use from one thread at a time."""
+
+    dialect: SqlDialect
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        self.target = target
+        self.schema = target.schema
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target.display!r})"
+
+    def name(self, table: str) -> str:
+        return self.dialect.table(self.schema, table)
+
+    # -- what each backend supplies -------------------------------------------------------
+
+    @abc.abstractmethod
+    def open(self, lock_key: str) -> None:
+        """Connect, take the lock for ``lock_key`` (the account) and make sure the schema
+        is there and not newer than this code. Raises the database errors."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def reconnect(self) -> None:
+        """After :class:`ConnectionLostError`: a new connection, the lock taken again."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[None]: ...
+
+    @abc.abstractmethod
+    def upsert(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]
+    ) -> None:
+        """Insert ``rows``; where the key exists, update every column but the key and
+        ``keep``."""
+
+    @abc.abstractmethod
+    def delete_lives(self, table: str, liveids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    def load(self, table: str, buffer: RowBuffer) -> None:
+        """Append the buffer's rows to ``table`` (the backend's bulk path)."""
+
+    @abc.abstractmethod
+    def table_names(self) -> set[str]:
+        """The tables of the schema, lower case."""
+
+    # -- shared ---------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create what is missing; refuse a newer schema or a schema of someone else's."""
+        existing = self.table_names()
+        if META in existing:
+            found = self.execute(
+                f"SELECT value FROM {self.name(META)} WHERE key = {self.dialect.param}",
+                ("schema_version",),
+            )
+            version = int(found[0][0]) if found and str(found[0][0]).isdigit() else 0
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.target.display} holds cc-collect tables of schema version "
+                    f"{version}, newer than this cc_collect_async knows ({SCHEMA_VERSION}); "
+                    "upgrade cc_collect_async, or sync into another --db or --schema"
+                )
+            if version == SCHEMA_VERSION and existing >= self._expected_tables():
+                return
+        elif LIVES in existing or UNITS in existing:
+            raise NotADatabaseError(
+                f"{self.target.display} has {LIVES}/{UNITS} tables without {META}: not made "
+                "by cc-collect; use another --db or --schema"
+            )
+        with self.transaction():
+            self.lock_schema_changes()
+            for statement in self.dialect.create_statements(self.schema):
+                self.execute(statement)
+            self.execute(
+                f"DELETE FROM {self.name(META)} WHERE key = {self.dialect.param}",
+                ("schema_version",),
+            )
+            self.execute(
+                f"INSERT INTO {self.name(META)} (key, value) VALUES ({self.dialect.params(2)})",
+                ("schema_version", str(SCHEMA_VERSION)),
+            )
+
+    def lock_schema_changes(self) -> None:  # noqa: B027 - only PostgreSQL needs it
+        """Inside the creating transaction: keep two first syncs from racing (PostgreSQL)."""
+
+    @staticmethod
+    def _expected_tables() -> set[str]:
+        return {META, LIVES, UNITS, RUNS, WATERMARKS} | {t.name for t in KIND_TABLES.values()}
+
+    def state(self, userid: str, kinds: Sequence[str]) -> SyncState:
+        p = self.dialect.param
+        found = self.execute(
+            f"SELECT watermark FROM {self.name(WATERMARKS)} WHERE userid = {p}", (userid,)
+        )
+        kind_params = self.dialect.params(len(kinds))
+        rows = self.execute(
+            f"SELECT min(l.start_time) FROM {self.name(UNITS)} AS u "
+            f"JOIN {self.name(LIVES)} AS l ON l.liveid = u.liveid "
+            f"WHERE u.userid = {p} AND NOT u.final AND u.kind IN ({kind_params})",
+            (userid, *kinds),
+        )
+        return SyncState(
+            watermark=found[0][0] if found else None,
+            oldest_open=rows[0][0] if rows else None,
+        )
+
+    def final_units(
+        self, userid: str, kinds: Sequence[str], since: datetime, until: datetime
+    ) -> set[tuple[str, str]]:
+        """(liveid, kind) of final units of lives that started in ``[since, until)``."""
+        p = self.dialect.param
+        rows = self.execute(
+            f"SELECT u.liveid, u.kind FROM {self.name(UNITS)} AS u "
+            f"JOIN {self.name(LIVES)} AS l ON l.liveid = u.liveid "
+            f"WHERE u.userid = {p} AND u.final AND u.kind IN ({self.dialect.params(len(kinds))}) "
+            f"AND l.start_time >= {p} AND l.start_time < {p}",
+            (userid, *kinds, since, until),
+        )
+        return {(str(liveid), str(kind)) for liveid, kind in rows}
+
+    def begin_run(self, run: RunStart) -> None:
+        with self.transaction():
+            columns = ("run_id", "userid", "base_url", "started_at", "since", "until", "kinds")
+            self.execute(
+                f"INSERT INTO {self.name(RUNS)} ({', '.join(quote(c) for c in columns)}, complete) "
+                f"VALUES ({self.dialect.params(len(columns))}, false)",
+                (
+                    run.run_id,
+                    run.userid,
+                    run.base_url,
+                    run.started_at,
+                    run.since,
+                    run.until,
+                    run.kinds,
+                ),
+            )
+
+    def commit(self, group: Group) -> None:
+        """One transaction: lives, then each kind's rows replaced, then the units (and the
+        run's end). Raises :class:`ConnectionLostError` when the connection broke."""
+        with self.transaction():
+            if group.lives:
+                self.upsert(LIVES, COLUMNS[LIVES], group.lives, keep=("first_seen",))
+            for kind, liveids in group.replaced.items():
+                table = KIND_TABLES[kind]
+                self.delete_lives(table.name, liveids)
+                buffer = group.rows.get(kind)
+                if buffer is not None and len(buffer):
+                    self.load(table.name, buffer)
+            if group.units:
+                self.upsert(UNITS, COLUMNS[UNITS], group.units, keep=())
+            if group.finish is not None:
+                self._finish(group.finish)
+
+    def _finish(self, finish: RunFinish) -> None:
+        p = self.dialect.param
+        names = list(finish.values)
+        assignments = ", ".join(f"{quote(name)} = {p}" for name in names)
+        self.execute(
+            f"UPDATE {self.name(RUNS)} SET {assignments} WHERE run_id = {p}",
+            (*finish.values.values(), finish.run_id),
+        )
+        if finish.watermark is not None:
+            table = self.name(WATERMARKS)
+            self.execute(
+                f"INSERT INTO {table} (userid, watermark, run_id, updated_at) "
+                f"VALUES ({self.dialect.params(4)}) ON CONFLICT (userid) DO UPDATE SET "
+                f"watermark = greatest({table}.watermark, excluded.watermark), "
+                "run_id = excluded.run_id, updated_at = excluded.updated_at",
+                (finish.userid, finish.watermark, finish.run_id, finish.values["finished_at"]),
+            )
+
+    @staticmethod
+    def update_clause(columns: Sequence[str], key: Sequence[str], keep: Sequence[str]) -> str:
+        updates = [c for c in columns if c not in key and c not in keep]
+        return ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in updates)
+
+
+KEYS = {LIVES: ("liveid",), UNITS: ("liveid", "kind")}

@@ -1,0 +1,228 @@
+"""The schema a sync creates, in each backend's dialect: tables, keys and views.
+
+Every name is prefixed (``cc_``) and schema-qualified, and every identifier is quoted, so a
+sync never depends on a search path and never collides with a user's own tables. The schema
+carries its version in ``cc_meta``; a version newer than :data:`SCHEMA_VERSION` is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from .tables import KIND_TABLES, PREFIX, ColumnType
+
+__all__ = [
+    "LIVES",
+    "META",
+    "RUNS",
+    "SCHEMA_VERSION",
+    "UNITS",
+    "WATERMARKS",
+    "SqlDialect",
+    "quote",
+]
+
+#: Bump when a table changes; an older schema is then migrated, a newer one refused.
+SCHEMA_VERSION = 1
+
+META = f"{PREFIX}meta"
+LIVES = f"{PREFIX}lives"
+UNITS = f"{PREFIX}units"
+RUNS = f"{PREFIX}runs"
+WATERMARKS = f"{PREFIX}watermarks"
+
+
+def quote(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: (column, type) of the bookkeeping tables; the first column(s) named in _KEYS are the key.
+_FIXED: dict[str, tuple[tuple[str, ColumnType], ...]] = {
+    META: (("key", "text"), ("value", "text")),
+    LIVES: (
+        ("liveid", "text"),
+        ("userid", "text"),
+        ("roomid", "text"),
+        ("class_name", "text"),
+        ("room_type", "integer"),
+        ("start_time", "timestamptz"),
+        ("end_time", "timestamptz"),
+        ("first_seen", "timestamptz"),
+        ("last_seen", "timestamptz"),
+        ("raw", "json"),
+    ),
+    UNITS: (
+        ("liveid", "text"),
+        ("kind", "text"),
+        ("userid", "text"),
+        ("roomid", "text"),
+        ("records", "bigint"),
+        ("pages", "integer"),
+        ("duplicates", "integer"),
+        ("issues", "json"),
+        ("live_end_time", "timestamptz"),
+        ("fetched_at", "timestamptz"),
+        ("run_id", "text"),
+        ("final", "boolean"),
+    ),
+    RUNS: (
+        ("run_id", "text"),
+        ("userid", "text"),
+        ("base_url", "text"),
+        ("started_at", "timestamptz"),
+        ("finished_at", "timestamptz"),
+        ("since", "timestamptz"),
+        ("until", "timestamptz"),
+        ("kinds", "json"),
+        ("complete", "boolean"),
+        ("lives", "bigint"),
+        ("units", "bigint"),
+        ("units_skipped", "bigint"),
+        ("records", "bigint"),
+        ("requests", "bigint"),
+        ("retries", "bigint"),
+        ("rate_limited", "bigint"),
+        ("failures", "bigint"),
+        ("report", "json"),
+    ),
+    WATERMARKS: (
+        ("userid", "text"),
+        ("watermark", "timestamptz"),
+        ("run_id", "text"),
+        ("updated_at", "timestamptz"),
+    ),
+}
+_KEYS: dict[str, tuple[str, ...]] = {
+    META: ("key",),
+    LIVES: ("liveid",),
+    UNITS: ("liveid", "kind"),
+    RUNS: ("run_id",),
+    WATERMARKS: ("userid",),
+}
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    table: tuple(name for name, _ in columns) for table, columns in _FIXED.items()
+}
+
+
+@attrs.frozen
+class SqlDialect:
+    """How one backend spells types, parameters and the views over JSON."""
+
+    name: str
+    types: dict[str, str]
+    #: The parameter marker (``?`` for DuckDB, ``%s`` for psycopg).
+    param: str
+    #: Per-kind tables get a primary key (PostgreSQL); DuckDB's index would cost memory
+    #: and time on every insert for a uniqueness the delete-then-insert already ensures.
+    kind_primary_keys: bool
+
+    def table(self, schema: str, name: str) -> str:
+        return f"{quote(schema)}.{quote(name)}"
+
+    def params(self, count: int) -> str:
+        return ", ".join([self.param] * count)
+
+    def create_statements(self, schema: str) -> list[str]:
+        """Schema, tables and views, each ``IF NOT EXISTS`` / ``OR REPLACE``."""
+        statements = [f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"]
+        for name, columns in _FIXED.items():
+            statements.append(self._create(schema, name, columns, _KEYS[name]))
+        for table in KIND_TABLES.values():
+            columns = tuple((c.name, c.type) for c in table.columns)
+            keys = ("liveid", "record_key") if self.kind_primary_keys else ()
+            statements.append(self._create(schema, table.name, columns, keys))
+        statements += self._views(schema)
+        return statements
+
+    def _create(
+        self,
+        schema: str,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        keys: Sequence[str],
+    ) -> str:
+        parts = [f"{quote(column)} {self.types[type_]}" for column, type_ in columns]
+        if keys:
+            parts.append(f"PRIMARY KEY ({', '.join(quote(k) for k in keys)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.table(schema, name)} ({', '.join(parts)})"
+
+    def _views(self, schema: str) -> list[str]:
+        """One row per reply of votes, answer cards and brainstorms."""
+        views = []
+        for kind, id_column, fields in (
+            ("vote", "vote_id", (("uid", "text"), ("uname", "text"), ("choices", "json"))),
+            (
+                "answercard",
+                "qvote_id",
+                (("uid", "text"), ("choice", "json"), ("reply_time", "timestamptz")),
+            ),
+            (
+                "brainstorm",
+                "brainsstom_id",
+                (("uid", "text"), ("uname", "text"), ("content", "text")),
+            ),
+        ):
+            selected = ", ".join(self._reply_field(name, type_) for name, type_ in fields)
+            source = self.table(schema, f"{PREFIX}{kind}")
+            views.append(
+                f"CREATE OR REPLACE VIEW {self.table(schema, f'{PREFIX}{kind}_replies')} AS "
+                f"SELECT t.liveid, t.roomid, t.{quote(id_column)}, {selected} "
+                f"FROM {source} AS t{self._replies_join()}"
+            )
+        return views
+
+    def _replies_join(self) -> str:
+        if self.name == "duckdb":
+            return ", unnest(json_extract(t.raw, '$.reply_data[*]')) AS r(reply)"
+        return (
+            " CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(t.raw->'reply_data')"
+            " = 'array' THEN t.raw->'reply_data' ELSE '[]'::json END) AS r(reply)"
+        )
+
+    def _reply_field(self, name: str, type_: str) -> str:
+        if type_ == "json":
+            return f"r.reply->'{name}' AS {quote(name)}"
+        text = f"rtrim(r.reply->>'{name}')"
+        if type_ != "timestamptz":
+            return f"r.reply->>'{name}' AS {quote(name)}"
+        if self.name == "duckdb":
+            return f"TRY_CAST({text} || '+08:00' AS TIMESTAMPTZ) AS {quote(name)}"
+        shape = r"'^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$'"
+        return (
+            f"CASE WHEN {text} ~ {shape} THEN ({text} || '+08')::timestamptz END AS {quote(name)}"
+        )
+
+
+DUCKDB = SqlDialect(
+    "duckdb",
+    {
+        "text": "VARCHAR",
+        "bigint": "BIGINT",
+        "integer": "INTEGER",
+        "double": "DOUBLE",
+        "timestamptz": "TIMESTAMPTZ",
+        "json": "JSON",
+        "boolean": "BOOLEAN",
+    },
+    "?",
+    kind_primary_keys=False,
+)
+POSTGRES = SqlDialect(
+    "postgres",
+    {
+        "text": "text",
+        "bigint": "bigint",
+        "integer": "integer",
+        "double": "double precision",
+        "timestamptz": "timestamptz",
+        # json, not jsonb: it keeps the record's text exactly and accepts \u0000.
+        "json": "json",
+        "boolean": "boolean",
+    },
+    "%s",
+    kind_primary_keys=True,
+)

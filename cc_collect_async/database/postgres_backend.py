@@ -1,0 +1,196 @@
+"""PostgreSQL through psycopg 3: COPY for rows, an advisory lock per account and schema.
+
+The lock (``pg_try_advisory_lock``, held by the session) keeps two syncs of one account
+into one schema from interleaving, while syncs of other accounts (other machines, one
+database) run side by side. Schema changes take a transaction-level lock of their own, so
+two first syncs cannot race each other creating the tables.
+
+psycopg's async API needs asyncio, and this library promises trio too: the blocking API is
+used from a worker thread instead. A connection that breaks during a transaction raises
+:class:`~cc_collect_async.database.backend.ConnectionLostError`; the caller reconnects and
+runs the same transaction again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .backend import KEYS, Backend, ConnectionLostError
+from .ddl import POSTGRES, quote
+from .errors import DatabaseBusyError, DatabaseError, DatabaseUsageError
+from .tables import KIND_TABLES, RowBuffer
+from .target import DatabaseTarget
+
+__all__ = ["PostgresBackend"]
+
+#: First key of every advisory lock this project takes (the second is a hash).
+_LOCK_SPACE = "cc_collect_async"
+_CONNECT_TIMEOUT = 10
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise DatabaseUsageError(
+            "psycopg is not installed: pip install 'cc_collect_async[postgres]'"
+        ) from None
+    return psycopg
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(exc).__name__
+
+
+def _clean_text(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL; U+FFFD marks where it was (raw keeps it escaped).
+    if type(value) is str and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+class PostgresBackend(Backend):
+    dialect = POSTGRES
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        super().__init__(target)
+        self._psycopg = _psycopg()
+        self._connection: Any = None
+        self._lock_key = ""
+        self._text_positions: dict[str, list[int]] = {}
+
+    # -- connection -----------------------------------------------------------------------
+
+    def open(self, lock_key: str) -> None:
+        self._lock_key = lock_key
+        try:
+            self._connect()
+            self._lock()
+            self.ensure_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        psycopg = self._psycopg
+        try:
+            self._connection = psycopg.connect(
+                self.target.location,
+                autocommit=True,
+                connect_timeout=_CONNECT_TIMEOUT,
+                application_name="cc-collect sync",
+            )
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"cannot connect to {self.target.display}: {_first_line(exc)}"
+            ) from None
+
+    def _lock(self) -> None:
+        got = self.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))",
+            (f"{_LOCK_SPACE}:{self.schema}", self._lock_key),
+        )
+        if not got or not got[0][0]:
+            raise DatabaseBusyError(
+                f"{self.target.display} is in use by another sync of account "
+                f"{self._lock_key}; wait for it to finish"
+            )
+
+    def lock_schema_changes(self) -> None:
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s), 0)", (f"{_LOCK_SPACE}:{self.schema}",)
+        )
+
+    def reconnect(self) -> None:
+        self.close()
+        self._connect()
+        self._lock()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(self._psycopg.Error):
+                connection.close()  # the session's advisory lock goes with it
+
+    # -- statements -----------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        psycopg = self._psycopg
+        try:
+            yield
+        except psycopg.Error as exc:
+            connection = self._connection
+            if connection is None or connection.broken or connection.closed:
+                raise ConnectionLostError(_first_line(exc)) from None
+            if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+                raise DatabaseError(
+                    f"{self.target.display}: permission denied: {_first_line(exc)}"
+                ) from None
+            raise DatabaseError(f"{self.target.display}: {_first_line(exc)}") from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._errors():
+            cursor = self._connection.execute(sql, list(params) if params else None)
+            if cursor.description is None:
+                return []
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._errors(), self._connection.transaction():
+            yield
+
+    def table_names(self) -> set[str]:
+        rows = self.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (self.schema,),
+        )
+        return {str(name).lower() for (name,) in rows}
+
+    # -- bulk -----------------------------------------------------------------------------
+
+    def _texts(self, table: str) -> list[int]:
+        positions = self._text_positions.get(table)
+        if positions is None:
+            kind_table = next(t for t in KIND_TABLES.values() if t.name == table)
+            positions = [i for i, c in enumerate(kind_table.columns) if c.type == "text"]
+            self._text_positions[table] = positions
+        return positions
+
+    def load(self, table: str, buffer: RowBuffer) -> None:
+        names = ", ".join(quote(c.name) for c in buffer.table.columns)
+        columns = list(buffer.columns)
+        for position in self._texts(table):
+            values = columns[position]
+            if any(type(v) is str and "\x00" in v for v in values):
+                columns[position] = [_clean_text(v) for v in values]
+        with self._errors():
+            cursor = self._connection.cursor()
+            with cursor.copy(f"COPY {self.name(table)} ({names}) FROM STDIN") as copy:
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+
+    def upsert(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]
+    ) -> None:
+        names = ", ".join(quote(c) for c in columns)
+        key = KEYS[table]
+        values = self.dialect.params(len(columns))
+        sql = (
+            f"INSERT INTO {self.name(table)} ({names}) VALUES ({values}) "
+            f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
+            + self.update_clause(columns, key, keep)
+        )
+        with self._errors():
+            self._connection.cursor().executemany(
+                sql, [[_clean_text(v) for v in row] for row in rows]
+            )
+
+    def delete_lives(self, table: str, liveids: list[str]) -> None:
+        self.execute(f"DELETE FROM {self.name(table)} WHERE liveid = ANY(%s)", (liveids,))

@@ -1,0 +1,144 @@
+"""``sync``: an incremental harvest into a database, the coroutine ``cc-collect sync`` is a
+thin layer over.
+
+The database is opened (connected, locked, schema checked) before anything is fetched, and
+the account's state read from it decides the window (:mod:`.incremental`); the harvest then
+runs into a :class:`~cc_collect_async.database.sink.DatabaseSink` with the final units
+skipped. Database work runs in a worker thread, one call at a time, so this works under
+asyncio and trio alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+import attrs
+
+from ..client import CollectClient
+from ..harvest.plan import DEFAULT_KINDS, parse_kinds
+from ..harvest.report import HarvestReport
+from ..harvest.scheduler import Harvester
+from .backend import Backend
+from .incremental import SyncPlan, plan_sync
+from .open import open_backend
+from .sink import DatabaseSink
+from .target import DEFAULT_DATABASE, DatabaseTarget, parse_target
+
+__all__ = ["SyncReport", "sync"]
+
+Watch = Callable[[SyncPlan, Harvester], Coroutine[Any, Any, None]]
+
+
+@attrs.frozen
+class SyncReport:
+    """What a sync did. ``harvest`` is None when the window was empty (nothing to do)."""
+
+    database: str
+    plan: SyncPlan
+    run_id: str | None
+    harvest: HarvestReport | None
+    units_skipped: int = 0
+    committed_units: int = 0
+    committed_records: int = 0
+    transactions: int = 0
+    reconnects: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.harvest is None or self.harvest.complete
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def sync(
+    client: CollectClient,
+    database: str | DatabaseTarget = DEFAULT_DATABASE,
+    *,
+    schema: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: str | Sequence[str] = DEFAULT_KINDS,
+    settle: timedelta = timedelta(hours=3),
+    refresh_days: int = 0,
+    group_seconds: float = 1.0,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    harvest_options: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    watch: Watch | None = None,
+) -> SyncReport:
+    """Sync the account's lives into ``database`` and return what happened.
+
+    ``since``/``until`` (Beijing time when naive) override the incremental window;
+    ``settle`` is how long after its live ended a unit counts as final; ``refresh_days``
+    fetches the last N days again; ``group_seconds`` is how often a transaction commits
+    (0: one per unit). ``watch(plan, harvester)`` runs beside the harvest (a progress
+    display) and is cancelled when it ends. Raises the errors of
+    :mod:`cc_collect_async.database.errors` before fetching anything when the database
+    cannot be used, and ``AuthError`` when the server rejects the credentials.
+    """
+    target = database if isinstance(database, DatabaseTarget) else parse_target(database, schema)
+    chosen = parse_kinds(kinds)
+    now = clock or _utc_now
+    limiter = anyio.CapacityLimiter(1)
+
+    async def call(func: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+
+    backend: Backend = await call(open_backend, target, client.userid)
+    try:
+        state = await call(backend.state, client.userid, chosen)
+        plan = plan_sync(state, now=now(), since=since, until=until, refresh_days=refresh_days)
+        if plan.window is None:
+            return SyncReport(target.display, plan, None, None)
+        skip: set[tuple[str, str]] = await call(
+            backend.final_units, client.userid, chosen, plan.since, plan.skip_until
+        )
+        harvester = Harvester(
+            client,
+            window=plan.window,
+            kinds=chosen,
+            rate=rate,
+            concurrency=concurrency,
+            skip=skip,
+            **dict(harvest_options or {}),
+        )
+        sink = DatabaseSink(
+            backend,
+            account=client.userid,
+            base_url=str(client.requester.base_url),
+            group_seconds=group_seconds,
+            settle=settle,
+            clock=now,
+            since=plan.since,
+            until=plan.until,
+            kinds=chosen,
+            advance_watermark=plan.advance_to,
+            units_skipped=lambda: harvester.units_skipped,
+        )
+        async with sink, anyio.create_task_group() as watching:
+            if watch is not None:
+                watching.start_soon(watch, plan, harvester)
+            try:
+                report = await harvester.run(sink)
+            finally:
+                watching.cancel_scope.cancel()
+        return SyncReport(
+            target.display,
+            plan,
+            sink.run_id,
+            report,
+            units_skipped=harvester.units_skipped,
+            committed_units=sink.committed_units,
+            committed_records=sink.committed_records,
+            transactions=sink.transactions,
+            reconnects=sink.reconnects,
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await call(backend.close)
