@@ -79,13 +79,27 @@ def _runners() -> dict[str, Runner]:
         configure_logging(ns.verbose, sys.stderr)
         return run_demo(options)
 
+    def sync(ns: argparse.Namespace, extra: Sequence[str]) -> int:
+        from .sync import run_sync, sync_options
+
+        options = sync_options(ns, os.environ)
+        configure_logging(ns.verbose, sys.stderr)
+        return run_sync(options)
+
     def sim(ns: argparse.Namespace, extra: Sequence[str]) -> int:
         try:
             return run_sim(extra)
         except SystemExit as exc:  # the simulator's own argparse
             return _exit_status(exc)
 
-    return {"harvest": harvest, "lives": lives, "call": call, "demo": demo, "sim": sim}
+    return {
+        "harvest": harvest,
+        "sync": sync,
+        "lives": lives,
+        "call": call,
+        "demo": demo,
+        "sim": sim,
+    }
 
 
 def _exit_status(exc: SystemExit) -> int:

@@ -394,7 +394,7 @@ def _add_what_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_pace_options(parser: argparse.ArgumentParser) -> None:
+def add_pace_options(parser: argparse.ArgumentParser) -> None:
     pace = parser.add_argument_group("pace")
     pace.add_argument(
         "--concurrency",
@@ -426,7 +426,7 @@ def _add_harvest(commands: Commands) -> None:
     )
     add_window_options(harvest)
     _add_what_options(harvest)
-    _add_pace_options(harvest)
+    add_pace_options(harvest)
     add_connection_options(harvest)
     add_display_options(harvest, json_flag=True)
 
@@ -500,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_harvest, _add_lives, _add_call, _add_sim, _add_demo):
+    from .sync import add_sync_parser
+
+    for add in (_add_harvest, add_sync_parser, _add_lives, _add_call, _add_sim, _add_demo):
         add(commands)
     return parser
 

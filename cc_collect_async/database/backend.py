@@ -83,6 +83,9 @@ class SyncState:
     watermark: datetime | None
     #: Start of the oldest live with a unit that was not final when fetched.
     oldest_open: datetime | None
+    #: Start of the earliest window of a run that did not complete since the last one that
+    #: did (its failed or unreached units are still to fetch).
+    resume_from: datetime | None = None
 
 
 class Backend(abc.ABC):
@@ -195,9 +198,17 @@ class Backend(abc.ABC):
             f"WHERE u.userid = {p} AND NOT u.final AND u.kind IN ({kind_params})",
             (userid, *kinds),
         )
+        runs = self.name(RUNS)
+        last_complete = f"(SELECT max(started_at) FROM {runs} WHERE userid = {p} AND complete)"
+        unfinished = self.execute(
+            f"SELECT min(since) FROM {runs} WHERE userid = {p} AND NOT complete "
+            f"AND ({last_complete} IS NULL OR started_at > {last_complete})",
+            (userid, userid, userid),
+        )
         return SyncState(
             watermark=found[0][0] if found else None,
             oldest_open=rows[0][0] if rows else None,
+            resume_from=unfinished[0][0] if unfinished else None,
         )
 
     def final_units(

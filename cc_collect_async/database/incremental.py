@@ -1,9 +1,9 @@
 """Which window an incremental sync lists, and where its watermark moves.
 
-The rule: a sync without ``--since`` starts at the earlier of the account's watermark (the
-end of the last complete sync) and the start of the oldest live that still has a unit
-that was not final when fetched (its live was running, or had ended less than the settle
-margin before). It lists the window's lives (cheap), skips their final units and fetches
+The rule: a sync without ``--since`` starts at the earliest of the account's watermark (the
+end of the last complete sync), the start of the oldest live that still has a unit that
+was not final when fetched (its live was running, or had ended less than the settle margin
+before), and the start of any run since the last complete one that did not complete. It lists the window's lives (cheap), skips their final units and fetches
 the rest whole. The watermark moves to the window's end only when the run completes, and
 only when the window joined on to it (no gap left behind). ``refresh_days=N`` reaches
 back N days and fetches those days' units again even when final.
@@ -55,7 +55,8 @@ def plan_sync(
     if since is not None:
         start = as_beijing(since)
     else:
-        known = [as_beijing(t) for t in (state.watermark, state.oldest_open) if t is not None]
+        marks = (state.watermark, state.oldest_open, state.resume_from)
+        known = [as_beijing(t) for t in marks if t is not None]
         if known:
             start = min(known)
         else:  # a first sync: yesterday and today so far, Beijing time

@@ -66,16 +66,20 @@ def parse_target(url: str, schema: str | None = None) -> DatabaseTarget:
     if not sep:
         if text.startswith(("postgresql:", "postgres:")):
             raise DatabaseUsageError(f"--db {text!r}: write postgresql://HOST/DBNAME")
-        return DatabaseTarget("duckdb", text, _check_schema(schema or "main"))
+        return DatabaseTarget("duckdb", text, _check_schema("main" if schema is None else schema))
     scheme = scheme.lower()
     if scheme == "duckdb":
         if not rest.startswith("/") or rest == "/":
             raise DatabaseUsageError(
                 "a DuckDB URL is duckdb:///RELATIVE/FILE or duckdb:////ABSOLUTE/FILE"
             )
-        return DatabaseTarget("duckdb", rest[1:], _check_schema(schema or "main"))
+        return DatabaseTarget(
+            "duckdb", rest[1:], _check_schema("main" if schema is None else schema)
+        )
     if scheme in ("postgresql", "postgres"):
-        return DatabaseTarget("postgres", text, _check_schema(schema or "public"))
+        return DatabaseTarget(
+            "postgres", text, _check_schema("public" if schema is None else schema)
+        )
     raise DatabaseUsageError(
         f"--db: unknown database kind {scheme!r}; use duckdb:///FILE or postgresql://..."
     )

@@ -28,6 +28,7 @@ from .data import (
     Truth,
     record_key,
 )
+from .running import RunningDataset
 from .server import serve, spawn
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "LiveInfo",
     "Record",
     "RecordKey",
+    "RunningDataset",
     "SimConfig",
     "SimStats",
     "Simulator",

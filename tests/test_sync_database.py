@@ -1,0 +1,313 @@
+"""``sync`` and ``DatabaseSink`` against the simulator, into a real DuckDB file and a real
+PostgreSQL server: every record exactly once, typed, replaced whole; the incremental state;
+what a second sync, a newer schema, a foreign file or a lost connection meet."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgres_server import PostgresServer
+from sync_checks import assert_matches_truth, rows
+
+from cc_collect_async import CollectClient, RetryPolicy
+from cc_collect_async.beijing import BEIJING
+from cc_collect_async.database import (
+    DatabaseBusyError,
+    DatabaseError,
+    DatabaseSink,
+    NotADatabaseError,
+    SchemaVersionError,
+    open_backend,
+    parse_target,
+    sync,
+)
+from cc_collect_async.database.backend import Group
+from cc_collect_async.database.tables import KIND_TABLES, RowBuffer
+from cc_collect_async.harvest import ALL_KINDS, Harvester, Window
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
+
+pytestmark = pytest.mark.anyio
+
+SPEC = DatasetSpec(lives=14, huge_every=6)
+SINCE = SPEC.window_start
+UNTIL = SPEC.window_start + timedelta(days=SPEC.window_days)
+FAST = {"initial_rate": 1000.0}
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind (``duckdb:///`` file or a new PostgreSQL database)."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        yield server.fresh_database()
+
+
+def client_for(sim: Simulator, **options: Any) -> CollectClient:
+    return CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport(), **options
+    )
+
+
+async def test_every_record_once_typed_with_its_units_run_and_watermark(database: str) -> None:
+    faults: Any = ("http500", "drop", "truncate")
+    sim = Simulator(SPEC, SimConfig(fault_rate=0.1, fault_kinds=faults, fault_seed=3))
+    quick_retries = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
+    async with client_for(sim, retry=quick_retries) as client:
+        report = await sync(
+            client, database, since=SINCE, until=UNTIL, kinds=ALL_KINDS, harvest_options=FAST
+        )
+    assert report.complete and report.harvest is not None and report.harvest.retries > 0
+    truth = sim.truth(SINCE, UNTIL)
+    assert_matches_truth(database, truth, ALL_KINDS)
+    assert report.committed_units == len(truth.lives) * len(ALL_KINDS)
+    assert report.committed_records == report.harvest.records
+    # Typed columns from Beijing time, trailing spaces and all.
+    for enter, raw in rows(database, "SELECT enter_time, raw::text FROM cc_access"):
+        wire = json.loads(raw)["enter_time"]
+        assert enter == datetime.strptime(wire.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+    units = rows(
+        database, "SELECT kind, count(*), sum(records), bool_and(final) FROM cc_units GROUP BY kind"
+    )
+    assert {kind: (count, int(records)) for kind, count, records, _ in units} == {
+        kind: (len(truth.lives), truth.count(kind) if kind != "summary" else len(truth.lives))
+        for kind in ALL_KINDS
+    }
+    assert all(final for *_, final in units)
+    (run,) = rows(database, "SELECT complete, records, requests, until FROM cc_runs")
+    assert run[:3] == (True, report.harvest.records, report.harvest.requests)
+    assert rows(database, "SELECT watermark FROM cc_watermarks") == [
+        (UNTIL.replace(tzinfo=BEIJING),)
+    ]
+    # The reply views unnest what the records hold.
+    replies = sum(
+        len(json.loads(raw)["reply_data"])
+        for (raw,) in rows(database, "SELECT raw::text FROM cc_vote")
+    )
+    assert rows(database, "SELECT count(*) FROM cc_vote_replies") == [(replies,)]
+
+
+async def test_a_rerun_of_final_units_lists_lives_and_fetches_nothing_else(database: str) -> None:
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        await sync(client, database, since=SINCE, until=UNTIL, harvest_options=FAST)
+        sim.reset_stats()
+        again = await sync(client, database, since=SINCE, until=UNTIL, harvest_options=FAST)
+        incremental = await sync(client, database, until=UNTIL, harvest_options=FAST)
+    assert again.harvest is not None and again.committed_units == 0
+    assert again.units_skipped == len(sim.truth(SINCE, UNTIL).lives) * 5
+    assert sim.stats.requests == 1  # one listing page
+    assert incremental.plan.window is None  # the watermark is the end: nothing to list
+    assert_matches_truth(database, sim.truth(SINCE, UNTIL), ("chat", "access", "vote"))
+
+
+async def test_failed_units_are_not_stored_and_a_rerun_fetches_only_them(tmp_path: Path) -> None:
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    flaky = Simulator(SPEC, SimConfig(fault_rate=0.3, fault_kinds=("http500",), fault_seed=2))
+    async with client_for(flaky, retry=RetryPolicy(max_attempts=1)) as client:
+        first = await sync(client, database, since=SINCE, until=UNTIL, harvest_options=FAST)
+    assert first.harvest is not None and first.harvest.failures and not first.complete
+    assert first.harvest.lives == len(Simulator(SPEC).truth(SINCE, UNTIL).lives)
+    failed = {(f.liveid, f.kind) for f in first.harvest.failures}
+    stored = set(rows(database, "SELECT liveid, kind FROM cc_units"))
+    assert not failed & stored
+    assert rows(database, "SELECT count(*) FROM cc_watermarks") == [(0,)]
+    assert rows(database, "SELECT complete FROM cc_runs") == [(False,)]
+
+    steady = Simulator(SPEC)
+    async with client_for(steady) as client:
+        second = await sync(client, database, until=UNTIL, harvest_options=FAST)
+    # Every missing unit here is one request (no live has more than one page).
+    assert steady.stats.requests == 1 + len(failed)
+    assert second.complete and second.committed_units == len(failed)
+    assert_matches_truth(
+        database, steady.truth(SINCE, UNTIL), ("chat", "access", "vote", "answercard", "rollcall")
+    )
+
+
+async def test_one_unit_per_transaction_is_a_setting(tmp_path: Path) -> None:
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    sim = Simulator(SPEC)
+    options: dict[str, Any] = {"since": SINCE, "until": UNTIL, "kinds": ["chat", "access"]}
+    async with client_for(sim) as client:
+        grouped = await sync(client, database, harvest_options=FAST, **options)
+        alone = await sync(
+            client,
+            f"duckdb:///{tmp_path / 'alone.duckdb'}",
+            group_seconds=0,
+            harvest_options=FAST,
+            **options,
+        )
+    assert alone.transactions == alone.committed_units + 1  # and the run's own row
+    assert grouped.transactions < alone.transactions / 5
+
+
+async def test_the_sink_works_with_harvester_run(database: str) -> None:
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        harvester = Harvester(
+            client, window=Window(SINCE, UNTIL), kinds=["chat", "summary"], initial_rate=1000
+        )
+        async with DatabaseSink(database, account=client.userid, group_seconds=0.05) as sink:
+            report = await harvester.run(sink)
+    assert report.complete and sink.committed_records == report.records
+    assert_matches_truth(database, sim.truth(SINCE, UNTIL), ("chat", "summary"))
+
+
+async def test_a_refetch_replaces_the_units_rows_whole_even_when_empty(database: str) -> None:
+    target = parse_target(database)
+    backend = open_backend(target, "acct")
+    table = KIND_TABLES["chat"]
+
+    def commit(records: list[dict[str, Any]]) -> None:
+        buffer = RowBuffer(table)
+        from cc_collect_async.database.tables import row_maker
+        from cc_collect_async.harvest import KINDS
+
+        row_maker(table, KINDS["chat"].page_keys)(buffer, "L1", "R1", records)
+        unit = (
+            "L1",
+            "chat",
+            "acct",
+            "R1",
+            len(records),
+            1,
+            0,
+            None,
+            None,
+            datetime.now(timezone.utc),
+            "run",
+            False,
+        )
+        backend.commit(Group(units=[unit], rows={"chat": buffer}, replaced={"chat": ["L1"]}))
+
+    try:
+        commit([{"id": 1, "content": "a\x00b"}, {"id": 2, "content": "two"}])
+        commit([{"id": 2, "content": "two, edited"}, {"id": 3, "content": "three"}])
+        # Read through the backend's own connection: DuckDB lets no other in meanwhile.
+        assert sorted(backend.execute("SELECT record_key, content FROM cc_chat")) == [
+            ("2", "two, edited"),
+            ("3", "three"),
+        ]
+        commit([])
+        assert backend.execute("SELECT count(*) FROM cc_chat") == [(0,)]
+        assert backend.execute("SELECT records FROM cc_units") == [(0,)]
+    finally:
+        backend.close()
+
+
+async def test_a_second_sync_of_the_same_database_fails_fast(database: str) -> None:
+    target = parse_target(database)
+    first = open_backend(target, DEMO_USERID)
+    sim = Simulator(SPEC)
+    try:
+        async with client_for(sim) as client:
+            with pytest.raises(DatabaseBusyError, match="in use by another sync"):
+                await sync(client, database, since=SINCE, until=UNTIL)
+    finally:
+        first.close()
+    assert sim.stats.requests == 0
+
+
+async def test_a_newer_schema_is_refused_before_anything_is_fetched(database: str) -> None:
+    backend = open_backend(parse_target(database), "acct")
+    backend.execute("UPDATE cc_meta SET value = '99' WHERE key = 'schema_version'")
+    backend.close()
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        with pytest.raises(SchemaVersionError, match="schema version 99, newer"):
+            await sync(client, database, since=SINCE, until=UNTIL)
+    assert sim.stats.requests == 0
+
+
+async def test_a_file_that_is_not_a_duckdb_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n" * 100)
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        with pytest.raises(NotADatabaseError, match="not a DuckDB database"):
+            await sync(client, f"duckdb:///{path}", since=SINCE, until=UNTIL)
+    assert sim.stats.requests == 0
+    assert path.read_text() == "not a database\n" * 100
+
+
+# -- PostgreSQL only ---------------------------------------------------------------------
+
+
+async def test_postgres_locks_per_account_and_schema(postgres_server: PostgresServer) -> None:
+    url = postgres_server.fresh_database()
+    first = open_backend(parse_target(url), "account-a")
+    try:
+        with pytest.raises(DatabaseBusyError, match="in use by another sync of account account-a"):
+            open_backend(parse_target(url), "account-a")
+        other_account = open_backend(parse_target(url), "account-b")
+        other_schema = open_backend(parse_target(url, "team2"), "account-a")
+        other_account.close()
+        other_schema.close()
+    finally:
+        first.close()
+    open_backend(parse_target(url), "account-a").close()  # released with the connection
+
+
+async def test_wrong_postgres_credentials_are_one_line_without_the_password(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.url(password="wrong-pw-77")
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        with pytest.raises(DatabaseError) as caught:
+            await sync(client, url, since=SINCE, until=UNTIL)
+    message = str(caught.value)
+    assert "password authentication failed" in message and "\n" not in message
+    assert "wrong-pw-77" not in message
+    assert sim.stats.requests == 0
+
+
+class _Saboteur:
+    """A sink in front of the DatabaseSink that kills its PostgreSQL session before the
+    fifth unit's commit, so that commit meets a dead connection."""
+
+    def __init__(self, sink: DatabaseSink, admin_url: str) -> None:
+        self.sink = sink
+        self.admin_url = admin_url
+        self.units = 0
+
+    async def live(self, live: Any) -> None:
+        await self.sink.live(live)
+
+    async def write(self, batch: Any) -> None:
+        await self.sink.write(batch)
+
+    async def unit_end(self, result: Any) -> None:
+        self.units += 1
+        if self.units == 5:
+            import psycopg
+
+            with psycopg.connect(self.admin_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'cc-collect sync'"
+                )
+        await self.sink.unit_end(result)
+
+    async def close(self, report: Any) -> None:
+        await self.sink.close(report)
+
+
+async def test_a_lost_connection_retries_the_commit(postgres_server: PostgresServer) -> None:
+    url = postgres_server.fresh_database()
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        harvester = Harvester(
+            client, window=Window(SINCE, UNTIL), kinds=["chat", "access"], initial_rate=1000
+        )
+        async with DatabaseSink(url, account=client.userid, group_seconds=0) as sink:
+            report = await harvester.run(_Saboteur(sink, postgres_server.url()))
+    assert report.complete and sink.reconnects == 1
+    assert_matches_truth(url, sim.truth(SINCE, UNTIL), ("chat", "access"))

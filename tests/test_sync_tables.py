@@ -1,0 +1,146 @@
+"""The pure parts of sync: typing values, record keys, raw text, ``--db`` parsing and the
+incremental window rule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cc_collect_async.beijing import BEIJING
+from cc_collect_async.database import DatabaseUsageError, parse_target, plan_sync
+from cc_collect_async.database.backend import SyncState
+from cc_collect_async.database.tables import (
+    KIND_TABLES,
+    RowBuffer,
+    record_key_text,
+    row_maker,
+    storable,
+    wire_time,
+)
+from cc_collect_async.harvest import KINDS
+
+
+def test_wire_time_trims_the_vendors_trailing_space_and_is_beijing_time() -> None:
+    moment = wire_time("2026-11-01 08:30:00 ")
+    assert moment == datetime(2026, 11, 1, 0, 30, tzinfo=timezone.utc)
+    assert wire_time("2026-11-01 08:30:00") == moment
+    assert wire_time("2026-11-01") == datetime(2026, 11, 1, tzinfo=BEIJING)
+
+
+@pytest.mark.parametrize("value", ["", "   ", None, "2026-13-45 10:00:00", "soon", 17, [1]])
+def test_wire_time_is_none_for_anything_that_is_no_time(value: object) -> None:
+    assert wire_time(value) is None
+
+
+def test_record_key_text_is_the_value_for_one_field_and_json_for_several() -> None:
+    assert record_key_text("abc") == "abc"
+    assert record_key_text(12345) == "12345"
+    assert record_key_text(("v1", "2026-11-01 10:00:00 ")) == '["v1","2026-11-01 10:00:00 "]'
+    assert record_key_text(None) == "null"
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_and_nothing_else_changes() -> None:
+    record = {"content": "ok \ud83d", "name": "张三 😀", "n": 1}
+    kept, text = storable(record)
+    assert kept["content"] == "ok \ufffd"
+    assert kept["name"] == "张三 😀"
+    assert text == '{"content":"ok \ufffd","name":"张三 😀","n":1}'
+    plain = {"content": "a\u2028b"}
+    assert storable(plain) == (plain, '{"content":"a\\u2028b"}')
+
+
+def _row(kind: str, record: dict[str, object]) -> dict[str, object]:
+    table = KIND_TABLES[kind]
+    buffer = RowBuffer(table)
+    row_maker(table, KINDS[kind].page_keys)(buffer, "L1", "R1", [record])
+    return dict(zip(table.column_names, next(iter(buffer.rows())), strict=True))
+
+
+def test_rows_type_the_main_fields_and_keep_the_record_as_received() -> None:
+    record = {
+        "publish_data": {"vote_id": "V9", "style": 1, "publish_time": "2026-11-01 10:00:00 "},
+        "reply_data": [{"uid": "a"}, {"uid": "b"}],
+    }
+    row = _row("vote", record)
+    assert row["liveid"] == "L1" and row["roomid"] == "R1" and row["record_key"] == "V9"
+    assert row["vote_id"] == "V9" and row["style"] == 1 and row["replies"] == 2
+    assert row["publish_time"] == datetime(2026, 11, 1, 10, tzinfo=BEIJING)
+    assert row["title"] is None
+    assert row["raw"] == (
+        '{"publish_data":{"vote_id":"V9","style":1,"publish_time":"2026-11-01 10:00:00 "},'
+        '"reply_data":[{"uid":"a"},{"uid":"b"}]}'
+    )
+
+
+def test_a_value_that_does_not_fit_its_column_is_null_there_and_kept_in_raw() -> None:
+    huge = 2**70
+    row = _row("chat", {"id": huge, "timestamp": "yesterday", "content": {"a": 1}})
+    assert row["id"] is None and row["timestamp"] is None
+    assert row["content"] == '{"a":1}'
+    assert str(huge) in str(row["raw"]) and row["record_key"] == str(huge)
+
+
+def test_db_urls() -> None:
+    relative = parse_target("duckdb:///cc.duckdb")
+    assert (relative.dialect, relative.location, relative.schema) == ("duckdb", "cc.duckdb", "main")
+    assert parse_target("duckdb:////var/x.duckdb").location == "/var/x.duckdb"
+    assert parse_target("data/x.duckdb", "s1").schema == "s1"
+    pg = parse_target("postgresql://bob:hunter2@db.example:5433/cc?sslmode=require", "night")
+    assert pg.dialect == "postgres" and pg.schema == "night"
+    assert "hunter2" not in pg.display and "hunter2" not in repr(pg)
+    assert pg.display == "PostgreSQL postgresql://bob:***@db.example:5433/cc (schema night)"
+    assert parse_target("postgres://h/db").schema == "public"
+    for bad in ("", "mysql://x/y", "duckdb://x.duckdb", "duckdb:///"):
+        with pytest.raises(DatabaseUsageError):
+            parse_target(bad)
+    with pytest.raises(DatabaseUsageError):
+        parse_target("x.duckdb", "")
+
+
+NOW = datetime(2026, 11, 10, 2, 30, 45, tzinfo=BEIJING)
+
+
+def test_a_first_sync_takes_yesterday_and_today_until_now() -> None:
+    plan = plan_sync(SyncState(None, None), now=NOW)
+    assert plan.since == datetime(2026, 11, 9, tzinfo=BEIJING)
+    assert plan.until == datetime(2026, 11, 10, 2, 30, tzinfo=BEIJING)
+    assert plan.advance_to == plan.until and plan.skip_until == plan.until
+
+
+def test_the_window_starts_at_the_earlier_of_watermark_and_oldest_unfinished_live() -> None:
+    watermark = datetime(2026, 11, 9, 2, 30, tzinfo=BEIJING)
+    running = datetime(2026, 11, 8, 23, 10, tzinfo=BEIJING)
+    assert plan_sync(SyncState(watermark, None), now=NOW).since == watermark
+    plan = plan_sync(SyncState(watermark, running), now=NOW)
+    assert plan.since == running and plan.advance_to == plan.until
+    later = datetime(2026, 11, 9, 12, tzinfo=BEIJING)
+    assert plan_sync(SyncState(watermark, later), now=NOW).since == watermark
+
+
+def test_a_run_that_did_not_complete_is_resumed_from_its_start() -> None:
+    watermark = datetime(2026, 11, 9, 2, 30, tzinfo=BEIJING)
+    failed_run = datetime(2026, 11, 1, tzinfo=BEIJING)
+    plan = plan_sync(SyncState(watermark, None, failed_run), now=NOW)
+    assert plan.since == failed_run and plan.advance_to == plan.until
+    assert plan_sync(SyncState(None, None, failed_run), now=NOW).since == failed_run
+
+
+def test_an_explicit_since_after_the_watermark_leaves_the_watermark_alone() -> None:
+    watermark = datetime(2026, 11, 1, tzinfo=BEIJING)
+    plan = plan_sync(SyncState(watermark, None), now=NOW, since=datetime(2026, 11, 5))
+    assert plan.advance_to is None
+    joined = plan_sync(SyncState(watermark, None), now=NOW, since=datetime(2026, 10, 30))
+    assert joined.advance_to == joined.until
+
+
+def test_refresh_days_reach_back_and_stop_skipping_there() -> None:
+    watermark = datetime(2026, 11, 10, tzinfo=BEIJING)
+    plan = plan_sync(SyncState(watermark, None), now=NOW, refresh_days=3)
+    assert plan.skip_until == plan.until - timedelta(days=3) == plan.since
+
+
+def test_nothing_to_do_when_the_watermark_is_the_end() -> None:
+    end = datetime(2026, 11, 10, tzinfo=BEIJING)
+    plan = plan_sync(SyncState(end, None), now=NOW, until=end)
+    assert plan.window is None
