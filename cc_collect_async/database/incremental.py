@@ -3,10 +3,11 @@
 The rule: a sync without ``--since`` starts at the earliest of the account's watermark (the
 end of the last complete sync), the start of the oldest live that still has a unit that
 was not final when fetched (its live was running, or had ended less than the settle margin
-before), and the start of any run since the last complete one that did not complete. It lists the window's lives (cheap), skips their final units and fetches
-the rest whole. The watermark moves to the window's end only when the run completes, and
-only when the window joined on to it (no gap left behind). ``refresh_days=N`` reaches
-back N days and fetches those days' units again even when final.
+before), and the start of any run since the last complete one that did not complete. It
+lists the window's lives (cheap), skips their final units and fetches the rest whole. The
+watermark moves to the window's end only when the run completes, and only when the window
+joined on to it (no gap left behind). ``refresh_days=N`` reaches back N days and fetches
+those days' units again even when final.
 """
 
 from __future__ import annotations

@@ -56,6 +56,10 @@ def _check_schema(schema: str) -> str:
     return schema
 
 
+def _schema(schema: str | None, default: str) -> str:
+    return _check_schema(default if schema is None else schema)
+
+
 def parse_target(url: str, schema: str | None = None) -> DatabaseTarget:
     """``--db`` and ``--schema`` checked; raises :class:`DatabaseUsageError` with a one-line
     message for anything else."""
@@ -66,20 +70,16 @@ def parse_target(url: str, schema: str | None = None) -> DatabaseTarget:
     if not sep:
         if text.startswith(("postgresql:", "postgres:")):
             raise DatabaseUsageError(f"--db {text!r}: write postgresql://HOST/DBNAME")
-        return DatabaseTarget("duckdb", text, _check_schema("main" if schema is None else schema))
+        return DatabaseTarget("duckdb", text, _schema(schema, "main"))
     scheme = scheme.lower()
     if scheme == "duckdb":
         if not rest.startswith("/") or rest == "/":
             raise DatabaseUsageError(
                 "a DuckDB URL is duckdb:///RELATIVE/FILE or duckdb:////ABSOLUTE/FILE"
             )
-        return DatabaseTarget(
-            "duckdb", rest[1:], _check_schema("main" if schema is None else schema)
-        )
+        return DatabaseTarget("duckdb", rest[1:], _schema(schema, "main"))
     if scheme in ("postgresql", "postgres"):
-        return DatabaseTarget(
-            "postgres", text, _check_schema("public" if schema is None else schema)
-        )
+        return DatabaseTarget("postgres", text, _schema(schema, "public"))
     raise DatabaseUsageError(
         f"--db: unknown database kind {scheme!r}; use duckdb:///FILE or postgresql://..."
     )
