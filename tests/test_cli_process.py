@@ -277,3 +277,33 @@ def test_misconfiguration_exits_2_with_one_line_and_creates_nothing(
     assert DEMO_API_KEY not in done.stderr and done.stdout == ""
     assert list(tmp_path.iterdir()) == []
     assert sim.stats.requests == 0
+
+
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGINT while the command still imports its HTTP stack (the longest part of start-up).
+
+    ``-X importtime`` reports each module as its import ends; the signal is sent once the
+    first module that ``main`` itself imports is reported, so it lands somewhere in the rest
+    of start-up: whatever the exact moment, one line and 130."""
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "cc_collect_async", *HARVEST, "--out", "o"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.rsplit("|", 1)[-1].strip() == "cc_collect_async.beijing":
+            process.send_signal(signal.SIGINT)
+            break
+    else:
+        raise AssertionError("the command never imported cc_collect_async.beijing")
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    said = [line for line in rest.splitlines() if not line.startswith("import time:")]
+    assert process.returncode == 130, said
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
+    assert said[-1] == "cc-collect: interrupted" or "interrupted:" in said[-1], said

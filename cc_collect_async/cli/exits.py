@@ -4,9 +4,7 @@ decides it inside anyio's exception groups."""
 from __future__ import annotations
 
 import enum
-from typing import TypeVar
-
-import attrs
+from typing import NamedTuple, TypeVar
 
 __all__ = ["ExitCode", "HarvestEnd", "find_error", "harvest_exit_code"]
 
@@ -48,8 +46,9 @@ def find_error(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-@attrs.frozen(kw_only=True)
-class HarvestEnd:
+# A NamedTuple, not attrs or a dataclass: ``cc-collect`` imports this module before anything
+# heavy, so that a Ctrl-C while it starts is already handled (see cli/__init__.py).
+class HarvestEnd(NamedTuple):
     """How a harvest ended, in the terms the exit code is decided on."""
 
     auth_rejected: bool = False
