@@ -92,14 +92,19 @@ _AUTH_MARKERS = (
     "signature",
     "签名",
     "验证",
+    # a stale or skewed time
+    "timestamp",
+    "expired",
+    "过期",
+    # the account: "unknown userid", "userid mismatch", "account_id does not match", ...
+    # (we always send the account id, so a complaint about it is about the account)
     "userid",
     "user id",
     "account_id",
     "account id",
-    "mismatch",
-    "不匹配",
-    "用户不存在",
+    "用户",
     "账号",
+    "账户",
 )
 _PARAM_MARKERS = ("param", "参数", "missing", "invalid")
 

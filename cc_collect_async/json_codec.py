@@ -28,9 +28,18 @@ try:
 except ImportError:  # pragma: no cover - exercised where orjson is absent
     orjson = None  # type: ignore[assignment]
 
-# 19 digits can exceed a signed 64-bit integer; a false positive (digits inside a string)
-# only costs the slower decoder.
-_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19,}").search
+# 19 digits in a row can exceed a signed 64-bit integer; a false positive (digits inside a
+# string) only costs the slower decoder. Every digit mapped to "0" and every other byte to a
+# space, one ``find`` looks for such a run: ten times cheaper than a regular expression,
+# which took three times as long as orjson's decoding of the page (benchmarks/).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def _long_number(data: bytes) -> bool:
+    return data.translate(_DIGITS_ONLY).find(_LONG_RUN) >= 0
+
+
 _SEPARATORS = re.compile(b"\xc2\x85|\xe2\x80\xa8|\xe2\x80\xa9")
 _ESCAPES = {sep.encode(): f"\\u{ord(sep):04x}".encode() for sep in "\u0085\u2028\u2029"}
 
@@ -41,7 +50,7 @@ def _escape_separator(match: re.Match[bytes]) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     """Decode one JSON document; raises ``ValueError`` when it is not one."""
-    if orjson is not None and not _LONG_NUMBER(data.encode() if isinstance(data, str) else data):
+    if orjson is not None and not _long_number(data.encode() if isinstance(data, str) else data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -66,7 +75,10 @@ def dumps(value: object, *, indent: bool = False) -> bytes:
             data = _std_dumps(value, 2 if indent else None)
     else:  # pragma: no cover - exercised where orjson is absent
         data = _std_dumps(value, 2 if indent else None)
-    return _SEPARATORS.sub(_escape_separator, data) if _SEPARATORS.search(data) else data
+    # Three substring scans cost a quarter of one search for the alternatives.
+    if b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data or b"\xc2\x85" in data:
+        return _SEPARATORS.sub(_escape_separator, data)
+    return data
 
 
 def dumps_line(value: object) -> bytes:

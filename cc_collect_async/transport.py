@@ -245,28 +245,34 @@ class AiohttpEngine:
 
 
 # A signed pair, however an engine's message spells the URL (quoted or not, in a repr).
-_SIGNED_PAIR = re.compile(r"(?i)\b(time|hash)(=|%3D)[^&\s'\"<>),]*")
+_SIGNED_PAIR = re.compile(r"(?i)(?:[?&]|%26)?(?<![a-z])(?:time|hash)(?:=|%3D)[^&%\s'\"<>),]*")
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` without the signed part of ``url`` (its ``time`` and ``hash``): with them a
-    request can be replayed for minutes and the key attacked offline."""
+    """``text`` without the signed query of ``url`` (its ``time`` and ``hash``): with them a
+    request can be replayed for minutes and the key attacked offline. The parameters are no
+    secret but go too; the error carries them apart."""
     _, _, query = url.partition("?")
-    digest = query.rpartition("hash=")[2]
-    if digest:
-        text = text.replace(digest, "***")
     if query:
-        text = text.replace(query, "...")
-    return _SIGNED_PAIR.sub(r"\1=***", text)
+        text = text.replace(f"?{query}", "").replace(query, "")
+        digest = query.rpartition("hash=")[2]
+        if digest:
+            text = text.replace(digest, "***")
+    return _SIGNED_PAIR.sub("", text)
 
 
 def _failure(exc: BaseException, url: str, timeout: float) -> CollectError:
     """The typed error an engine's exception amounts to; its text never holds the query."""
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | httpx.TimeoutException):
         return TransportError(f"no complete reply within {timeout:g} s ({type(exc).__name__})")
+    # aiohttp's response errors keep their own text apart from the URL and status.
+    message = getattr(exc, "message", None)
+    detail = message if isinstance(message, str) and message else str(exc)
+    # One line: aiohttp's parser errors draw a caret under the bad bytes over several.
+    text = " ".join(word for word in scrub(detail, url).split() if word != "^")
     if isinstance(exc, httpx.DecodingError | UndecodableBody):
-        return DecodeError(f"undecodable reply: {scrub(str(exc), url)}")
-    return TransportError(f"{type(exc).__name__}: {scrub(str(exc), url)}")
+        return DecodeError(f"undecodable reply: {text}")
+    return TransportError(f"{type(exc).__name__}: {text}")
 
 
 class Sender:

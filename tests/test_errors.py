@@ -8,6 +8,8 @@ and the context the error must carry.
 from __future__ import annotations
 
 import email.utils
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -73,6 +75,13 @@ CASES = [
          False, 200, "AUTH_FAIL: signature mismatch"),
     Case("fail-auth-unknown-userid", (200, {}, _fail("AUTH_FAIL: unknown userid")), AuthError,
          False, 200, "AUTH_FAIL: unknown userid"),
+    Case("fail-time-expired", (200, {}, _fail("request time expired")), AuthError,
+         False, 200, "request time expired"),
+    Case("fail-userid-mismatch", (200, {}, _fail("userid mismatch")), AuthError,
+         False, 200, "userid mismatch"),
+    Case("fail-account-id", (200, {}, _fail("account_id does not match the key")), AuthError,
+         False, 200, "account_id does not match the key"),
+    Case("fail-账号不匹配", (200, {}, _fail("账号不匹配")), AuthError, False, 200, "账号不匹配"),
     Case("fail-param-missing", (200, {}, _fail("PARAM_ERROR: missing parameter liveid")),
          InvalidRequestError, False, 200, "PARAM_ERROR: missing parameter liveid"),
     # "assigned" contains "sign": a word inside another is no signature complaint.
@@ -458,3 +467,48 @@ def test_blank_credentials_are_refused(userid: str, key: str) -> None:
 
     with pytest.raises(ValueError, match="empty"):
         CollectClient(userid, key)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (503, "server error [user_count] (HTTP 503)"),
+        (404, "the server refused the request [user_count] (HTTP 404)"),
+        (401, "the server rejected the credentials [user_count] (HTTP 401)"),
+    ],
+)
+async def test_a_failure_reason_says_each_thing_once(
+    status: int, expected: str, router: respx.Router, make_client: Callable[..., CollectClient]
+) -> None:
+    """The text a manifest and stderr show as a failure's reason: no "HTTP 503 ... (HTTP 503)"."""
+    router.get(USERCOUNT).respond(status)
+    async with make_client(retry=RetryPolicy.never()) as client:
+        with pytest.raises(CollectError) as caught:
+            await client.user_count("L1")
+    assert str(caught.value) == expected
+
+
+def test_the_library_logs_nowhere_unless_the_application_says_where() -> None:
+    """A failed call logs a warning; a program that configured no logging must not get it on
+    stderr through Python's last-resort handler (the library's logger has a NullHandler)."""
+    script = """
+import anyio, httpx
+from cc_collect_async import CollectClient, RetryPolicy, ServerError
+
+async def main():
+    transport = httpx.MockTransport(lambda request: httpx.Response(503))
+    async with CollectClient("U", "K", transport=transport, retry=RetryPolicy.never()) as c:
+        try:
+            await c.user_count("L1")
+        except ServerError:
+            print("failed as expected")
+
+anyio.run(main)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "failed as expected"
+    assert done.stderr == ""

@@ -214,3 +214,29 @@ async def test_the_key_is_never_sent(
         assert "salt" not in url
     # The rollcall POST carried a JSON body, which was checked too.
     assert bodies == (0 if method == "GET" else 1)
+
+
+SIGNED_URL = (
+    "http://127.0.0.1:8080/collect/live/usercount/?liveid=L1&userid=U1"
+    "&time=1700000000&hash=0123456789ABCDEF0123456789ABCDEF"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"cannot connect to {SIGNED_URL}",
+        f"url=URL('{SIGNED_URL}')",
+        "GET /collect/live/usercount/?" + SIGNED_URL.partition("?")[2] + " HTTP/1.1",
+        "at /x?liveid=L1%26time%3D1700000000%26hash%3D0123456789ABCDEF0123456789ABCDEF",
+        "digest 0123456789ABCDEF0123456789ABCDEF alone",
+    ],
+    ids=["url", "repr", "request-line", "quoted", "digest"],
+)
+def test_scrub_removes_the_signature_however_it_is_spelled(text: str) -> None:
+    from cc_collect_async.transport import scrub
+
+    clean = scrub(text, SIGNED_URL)
+    assert "0123456789ABCDEF0123456789ABCDEF" not in clean
+    assert "1700000000" not in clean
+    assert "hash" not in clean.lower() and "time%3d" not in clean.lower()
