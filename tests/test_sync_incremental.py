@@ -1,0 +1,118 @@
+"""The incremental rule on the simulator: a live running during night 1 is stored partly,
+and night 2 completes it with no duplicate and no stale row, fetching only what was not
+final; a unit whose refetch comes back empty loses its old rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from postgres_server import PostgresServer
+from sync_checks import assert_matches_truth, rows
+
+from cc_collect_async import CollectClient
+from cc_collect_async.beijing import BEIJING
+from cc_collect_async.database import sync
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, RunningDataset, Simulator
+
+pytestmark = pytest.mark.anyio
+
+SPEC = DatasetSpec(lives=18, huge_every=0, empty_every=0)
+KINDS = ("chat", "access", "vote", "rollcall")
+NIGHT_1 = datetime(2026, 11, 1, 20, 0)  # Beijing time: mid-window, some lives running
+NIGHT_2 = datetime(2026, 11, 4, 2, 30)  # every live ended hours ago
+FAST = {"initial_rate": 1000.0}
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        yield server.fresh_database()
+
+
+def _at(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=BEIJING)
+
+
+async def _sync_at(sim: Simulator, database: str, moment: datetime) -> object:
+    async with CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
+    ) as client:
+        return await sync(
+            client,
+            database,
+            kinds=KINDS,
+            settle=timedelta(hours=3),
+            clock=lambda: _at(moment),
+            harvest_options=FAST,
+        )
+
+
+async def test_a_running_live_is_completed_the_next_night(database: str) -> None:
+    data = RunningDataset(SPEC, now=NIGHT_1)
+    sim = Simulator(data)
+    first = await _sync_at(sim, database, NIGHT_1)
+    seen_1 = data.truth(None, NIGHT_1)
+    assert_matches_truth(database, seen_1, KINDS)
+    running = {live.liveid for live in seen_1.lives if live.end_time > NIGHT_1}
+    settling = {
+        live.liveid
+        for live in seen_1.lives
+        if NIGHT_1 - timedelta(hours=3) < live.end_time <= NIGHT_1
+    }
+    assert running, "the scenario needs a live running at night 1"
+    open_lives = running | settling
+    assert {liveid for (liveid,) in rows(database, "SELECT liveid FROM cc_lives WHERE end_time IS NULL")} == running
+    not_final = {liveid for (liveid,) in rows(database, "SELECT DISTINCT liveid FROM cc_units WHERE NOT final")}
+    assert not_final == open_lives
+    # A viewer still inside at night 1 has no exit time yet: a row night 2 must replace.
+    assert rows(database, "SELECT count(*) FROM cc_access WHERE exit_time IS NULL")[0][0] > 0
+    assert getattr(first, "complete")
+
+    data.set_now(None)  # night 2: everything has ended
+    sim.reset_stats()
+    second = await _sync_at(sim, database, NIGHT_2)
+    plan = getattr(second, "plan")
+    oldest = min(live.start_time for live in seen_1.lives if live.liveid in open_lives)
+    assert plan.since == _at(oldest) and plan.watermark == _at(NIGHT_1)
+    seen_2 = data.truth(None, NIGHT_2)
+    new_lives = {live.liveid for live in seen_2.lives} - {live.liveid for live in seen_1.lives}
+    fetched = len(open_lives | new_lives) * len(KINDS)
+    assert getattr(second, "committed_units") == fetched
+    assert sim.stats.requests == 1 + fetched  # one listing page; one request per unit here
+    assert_matches_truth(database, seen_2, KINDS)
+    assert rows(database, "SELECT count(*) FROM cc_access WHERE exit_time IS NULL") == [(0,)]
+    assert rows(database, "SELECT count(*) FROM cc_units WHERE NOT final") == [(0,)]
+    assert rows(database, "SELECT count(*) FROM cc_lives WHERE end_time IS NULL") == [(0,)]
+    assert rows(database, "SELECT watermark FROM cc_watermarks") == [(_at(NIGHT_2),)]
+
+    sim.reset_stats()
+    third = await _sync_at(sim, database, NIGHT_2 + timedelta(days=1))
+    assert getattr(third, "committed_units") == 0 and sim.stats.requests == 1
+
+
+async def test_a_refetch_that_comes_back_empty_clears_the_units_rows(tmp_path: Path) -> None:
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    night_1 = RunningDataset(SPEC, now=NIGHT_1)
+    await _sync_at(Simulator(night_1), database, NIGHT_1)
+    running = [live.liveid for live in night_1.lives() if live.end_time > NIGHT_1]
+    chat_before = dict(rows(database, "SELECT liveid, count(*) FROM cc_chat GROUP BY liveid"))
+    assert all(chat_before.get(liveid) for liveid in running)
+
+    # The same lives, whose chat the vendor has since dropped.
+    night_2 = RunningDataset(DatasetSpec(lives=18, huge_every=0, empty_every=0, chat_per_live=0))
+    await _sync_at(Simulator(night_2), database, NIGHT_2)
+    chat_after = dict(rows(database, "SELECT liveid, count(*) FROM cc_chat GROUP BY liveid"))
+    for liveid in running:
+        assert liveid not in chat_after
+        assert rows(
+            database, f"SELECT records FROM cc_units WHERE liveid = '{liveid}' AND kind = 'chat'"
+        ) == [(0,)]
+    # Final units were not fetched again: their rows stay as they were.
+    kept = {k: v for k, v in chat_before.items() if k not in running and k in chat_after}
+    assert kept and all(chat_after[k] == v for k, v in kept.items())
