@@ -1,0 +1,162 @@
+"""``cc-collect sync`` as a person runs it: a subprocess against the simulator on loopback,
+SIGKILLed at several moments and rerun (every record exactly once, only missing units
+fetched), a second sync on the same file, and the one-line errors with their exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from postgres_server import PostgresServer
+from sync_checks import assert_matches_truth, rows
+
+from cc_collect_async.cli import main
+from cc_collect_async.sim import (
+    DEMO_API_KEY,
+    DEMO_USERID,
+    DatasetSpec,
+    SimConfig,
+    Simulator,
+    serve,
+)
+
+SPEC = DatasetSpec(lives=40, huge_every=0)
+KINDS = ("chat", "access", "vote", "answercard", "rollcall")
+WINDOW = ["--since", "2026-11-01", "--until", "2026-11-03"]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Simulator, str]]:
+    sim = Simulator(SPEC, SimConfig(latency=0.01))
+    with serve(sim) as url:
+        yield sim, url
+
+
+def _env(url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(CC_BASE_URL=url, CC_USERID=DEMO_USERID, CC_API_KEY=DEMO_API_KEY)
+    env.pop("CC_DATABASE_URL", None)
+    return env
+
+
+def _command(db: str, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "cc_collect_async", "sync", "--db", db, *WINDOW,
+        "--rate", "300", "--group-seconds", "0.05", "-q", *extra,
+    ]  # fmt: skip
+
+
+def _wait_for(condition: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not callable(condition) or not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_sigkill_at_several_moments_then_rerun(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    sim, url = served
+    db = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    truth = sim.truth()
+    units = len(truth.lives) * len(KINDS)
+    committed_before: list[int] = []
+    for moment in (2, 40, 110):
+        sim.reset_stats()
+        process = subprocess.Popen(_command(db), env=_env(url), stderr=subprocess.PIPE)
+        _wait_for(lambda m=moment: sim.stats.requests >= m or process.poll() is not None)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL, "the sync ended before it was killed"
+        committed_before.append(rows(db, "SELECT count(*) FROM cc_units")[0][0])
+    assert committed_before[-1] < units  # still something to do
+
+    sim.reset_stats()
+    done = subprocess.run(_command(db), env=_env(url), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # One listing page, then one request per missing unit (every unit here is one page).
+    assert sim.stats.requests == 1 + units - committed_before[-1]
+    assert_matches_truth(db, truth, KINDS)
+    assert rows(db, "SELECT count(*), count(DISTINCT liveid || kind) FROM cc_units") == [
+        (units, units)
+    ]
+    runs = rows(db, "SELECT complete FROM cc_runs ORDER BY started_at")
+    assert [complete for (complete,) in runs] == [False, False, False, True]
+
+
+def test_a_second_sync_on_the_same_file_fails_fast_with_exit_4(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    sim, url = served
+    db = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    first = subprocess.Popen(
+        _command(db).__add__(["--rate", "20"]), env=_env(url), stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for(lambda: sim.stats.requests > 0)
+        second = subprocess.run(_command(db), env=_env(url), capture_output=True, text=True)
+        assert second.returncode == 4
+        assert "in use by another sync" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(60)
+    assert first.returncode == 130
+
+
+def _run(argv: list[str], url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    environ = _env(url)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        code = main(argv)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, capsys.readouterr().err
+
+
+def test_bad_databases_are_one_line_and_a_distinct_exit_code(
+    served: tuple[Simulator, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    postgres_server: PostgresServer,
+) -> None:
+    sim, url = served
+    text = tmp_path / "notes.duckdb"
+    text.write_text("hello\n" * 1000)
+    wrong_password = postgres_server.url(password="not-the-pw-42")
+    unreachable = "postgresql://postgres:secret-pw-9@127.0.0.1:9/nothing"
+    for db, code, words in (
+        (f"duckdb:///{text}", 2, "not a DuckDB database"),
+        ("mysql://h/db", 2, "unknown database kind"),
+        (wrong_password, 4, "password authentication failed"),
+        (unreachable, 4, "cannot connect"),
+        (f"duckdb:///{tmp_path / 'missing-dir' / 'x.duckdb'}", 4, "cannot open"),
+    ):
+        got, err = _run(["sync", "--db", db, *WINDOW, "-q"], url, capsys)
+        assert got == code, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], err
+        assert "not-the-pw-42" not in err and "secret-pw-9" not in err
+    assert sim.stats.requests == 0
+    assert text.read_text() == "hello\n" * 1000
+
+
+def test_a_complete_sync_and_its_rerun_through_the_command(
+    served: tuple[Simulator, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim, url = served
+    db = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    code, err = _run(["sync", "--db", db, *WINDOW, "--rate", "300", "--kinds", "chat"], url, capsys)
+    assert code == 0, err
+    assert "complete:" in err and "watermark now 2026-11-03 00:00" in err and "cc_chat" in err
+    code, err = _run(["sync", "--db", db, "--until", "2026-11-03"], url, capsys)
+    assert code == 0 and "nothing to do" in err
