@@ -160,3 +160,17 @@ def test_a_complete_sync_and_its_rerun_through_the_command(
     assert "complete:" in err and "watermark now 2026-11-03 00:00" in err and "cc_chat" in err
     code, err = _run(["sync", "--db", db, "--until", "2026-11-03"], url, capsys)
     assert code == 0 and "nothing to do" in err
+
+
+def test_the_demo_syncs_into_a_duckdb_file_and_queries_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cc_collect_async.sim import DatasetSpec as Spec
+
+    out = tmp_path / "cc-demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "one query over" in err and "chat_lines" in err
+    spec = Spec()
+    truth = Simulator(spec).truth()
+    assert_matches_truth(f"duckdb:///{tmp_path / 'cc-demo.duckdb'}", truth, ("chat", "summary"))

@@ -67,8 +67,13 @@ async def test_a_running_live_is_completed_the_next_night(database: str) -> None
     }
     assert running, "the scenario needs a live running at night 1"
     open_lives = running | settling
-    assert {liveid for (liveid,) in rows(database, "SELECT liveid FROM cc_lives WHERE end_time IS NULL")} == running
-    not_final = {liveid for (liveid,) in rows(database, "SELECT DISTINCT liveid FROM cc_units WHERE NOT final")}
+    assert {
+        liveid for (liveid,) in rows(database, "SELECT liveid FROM cc_lives WHERE end_time IS NULL")
+    } == running
+    not_final = {
+        liveid
+        for (liveid,) in rows(database, "SELECT DISTINCT liveid FROM cc_units WHERE NOT final")
+    }
     assert not_final == open_lives
     # A viewer still inside at night 1 has no exit time yet: a row night 2 must replace.
     assert rows(database, "SELECT count(*) FROM cc_access WHERE exit_time IS NULL")[0][0] > 0

@@ -26,6 +26,7 @@ from ..harvest.outdir import (
 )
 from .args import Credentials, DemoOptions, HarvestOptions
 from .commands import run_harvest
+from .demo_database import show_query, sync_demo
 from .exits import ExitCode
 
 __all__ = ["Check", "run_demo", "verify"]
@@ -153,8 +154,15 @@ def run_demo(
             stdout=stdout,
         )
         faults = simulator.stats.total_faults
+        credentials = Credentials(DEMO_USERID, DEMO_API_KEY, url)
+        synced = sync_demo(url, credentials, window, options.out, options.display, stderr, stdout)
     if code not in (ExitCode.OK, ExitCode.UNITS_FAILED):
         return code
+    if synced not in (None, ExitCode.OK):
+        assert synced is not None
+        return synced
+    if synced is not None and not quiet:
+        show_query(options.out, stderr)
     checks = verify(options.out, simulator.truth(window.since, window.until), request.kinds)
     good = all(c.ok for c in checks)
     if not quiet or not good:
