@@ -70,7 +70,7 @@ def test_sigkill_at_several_moments_then_rerun(
     for moment in (2, 40, 110):
         sim.reset_stats()
         process = subprocess.Popen(_command(db), env=_env(url), stderr=subprocess.PIPE)
-        _wait_for(lambda m=moment: sim.stats.requests >= m or process.poll() is not None)
+        _wait_for(lambda m=moment, p=process: sim.stats.requests >= m or p.poll() is not None)
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert process.returncode == -signal.SIGKILL, "the sync ended before it was killed"
@@ -158,8 +158,10 @@ def test_a_complete_sync_and_its_rerun_through_the_command(
     code, err = _run(["sync", "--db", db, *WINDOW, "--rate", "300", "--kinds", "chat"], url, capsys)
     assert code == 0, err
     assert "complete:" in err and "watermark now 2026-11-03 00:00" in err and "cc_chat" in err
+    sim.reset_stats()
     code, err = _run(["sync", "--db", db, "--until", "2026-11-03"], url, capsys)
     assert code == 0 and "nothing to do" in err
+    assert sim.stats.requests == 0
 
 
 def test_the_demo_syncs_into_a_duckdb_file_and_queries_it(

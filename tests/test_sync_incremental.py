@@ -14,7 +14,7 @@ from sync_checks import assert_matches_truth, rows
 
 from cc_collect_async import CollectClient
 from cc_collect_async.beijing import BEIJING
-from cc_collect_async.database import sync
+from cc_collect_async.database import SyncReport, sync
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, RunningDataset, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +39,7 @@ def _at(moment: datetime) -> datetime:
     return moment.replace(tzinfo=BEIJING)
 
 
-async def _sync_at(sim: Simulator, database: str, moment: datetime) -> object:
+async def _sync_at(sim: Simulator, database: str, moment: datetime) -> SyncReport:
     async with CollectClient(
         DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
     ) as client:
@@ -77,18 +77,18 @@ async def test_a_running_live_is_completed_the_next_night(database: str) -> None
     assert not_final == open_lives
     # A viewer still inside at night 1 has no exit time yet: a row night 2 must replace.
     assert rows(database, "SELECT count(*) FROM cc_access WHERE exit_time IS NULL")[0][0] > 0
-    assert getattr(first, "complete")
+    assert first.complete
 
     data.set_now(None)  # night 2: everything has ended
     sim.reset_stats()
     second = await _sync_at(sim, database, NIGHT_2)
-    plan = getattr(second, "plan")
+    plan = second.plan
     oldest = min(live.start_time for live in seen_1.lives if live.liveid in open_lives)
     assert plan.since == _at(oldest) and plan.watermark == _at(NIGHT_1)
     seen_2 = data.truth(None, NIGHT_2)
     new_lives = {live.liveid for live in seen_2.lives} - {live.liveid for live in seen_1.lives}
     fetched = len(open_lives | new_lives) * len(KINDS)
-    assert getattr(second, "committed_units") == fetched
+    assert second.committed_units == fetched
     assert sim.stats.requests == 1 + fetched  # one listing page; one request per unit here
     assert_matches_truth(database, seen_2, KINDS)
     assert rows(database, "SELECT count(*) FROM cc_access WHERE exit_time IS NULL") == [(0,)]
@@ -98,7 +98,7 @@ async def test_a_running_live_is_completed_the_next_night(database: str) -> None
 
     sim.reset_stats()
     third = await _sync_at(sim, database, NIGHT_2 + timedelta(days=1))
-    assert getattr(third, "committed_units") == 0 and sim.stats.requests == 1
+    assert third.committed_units == 0 and sim.stats.requests == 1
 
 
 async def test_a_refetch_that_comes_back_empty_clears_the_units_rows(tmp_path: Path) -> None:
