@@ -37,6 +37,11 @@ SPEC = DatasetSpec(lives=14, huge_every=6)
 SINCE = SPEC.window_start
 UNTIL = SPEC.window_start + timedelta(days=SPEC.window_days)
 FAST = {"initial_rate": 1000.0}
+README_QUERY = """
+SELECT CAST(l.start_time AT TIME ZONE 'Asia/Shanghai' AS DATE) AS day, u.kind,
+       sum(u.records) AS records
+FROM cc_units AS u JOIN cc_lives AS l ON l.liveid = u.liveid
+GROUP BY day, u.kind ORDER BY day, u.kind"""
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -85,6 +90,10 @@ async def test_every_record_once_typed_with_its_units_run_and_watermark(database
     assert rows(database, "SELECT watermark FROM cc_watermarks") == [
         (UNTIL.replace(tzinfo=BEIJING),)
     ]
+    # The README's example query runs on both databases.
+    per_day = rows(database, README_QUERY)
+    assert sum(int(n) for *_, n in per_day) == report.harvest.records
+    assert {day for day, *_ in per_day} == {SINCE.date(), (SINCE + timedelta(days=1)).date()}
     # The reply views unnest what the records hold.
     replies = sum(
         len(json.loads(raw)["reply_data"])
