@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -13,9 +13,11 @@ import anyio
 import httpx
 
 from . import models
+from .cache import CacheUse, ResponseCache
 from .converter import structure
 from .core import DEFAULT_BASE_URL, ApiKey, CallStats, Reader, Requester, Sleep
 from .endpoints import Endpoint, PageStyle, RawPage, endpoint, read_object, read_records
+from .instrumentation import Instrumentation, as_instrumentation
 from .pagination import Page, Paginated, typed_page
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -56,6 +58,10 @@ def check_base_url(url: str) -> str:
     return text.rstrip("/")
 
 
+def _envelope(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope
+
+
 def _paginated(name: str) -> tuple[Endpoint, PageStyle]:
     ep = endpoint(name)
     if ep.paging is None:
@@ -94,6 +100,8 @@ class CollectClient:
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
         endpoint_limiters: Mapping[str, RateLimiter] | None = None,
+        cache: ResponseCache | None = None,
+        instrumentation: Instrumentation | Sequence[Instrumentation] | None = None,
         clock: Clock = time.time,
         sleep: Sleep = anyio.sleep,
         _sender: Sender | None = None,
@@ -127,6 +135,10 @@ class CollectClient:
         )
         self._clock = clock
         self._sleep = sleep
+        #: Shared replies of single calls (:class:`~cc_collect_async.cache.ResponseCache`);
+        #: None, the default, sends every call.
+        self.cache = cache
+        self.instrumentation = as_instrumentation(instrumentation)
 
     def with_options(
         self,
@@ -135,11 +147,14 @@ class CollectClient:
         rate_limiter: RateLimiter | None = None,
         endpoint_limiters: Mapping[str, RateLimiter] | None = None,
         max_concurrency: int | None = None,
+        cache: ResponseCache | Literal[False] | None = None,
     ) -> CollectClient:
         """A client sharing this one's connection pool with other limits and fresh counters.
 
         Closing the derived client does not close the pool; close the original. Built by
-        the constructor, so it is a whole client of the same class.
+        the constructor, so it is a whole client of the same class. The cache and the
+        instrumentation are shared, unless ``cache`` names another cache, or is False for
+        none.
         """
         requester = self.requester
         return type(self)(
@@ -152,6 +167,8 @@ class CollectClient:
                 endpoint_limiters if endpoint_limiters is not None else requester.endpoint_limiters
             ),
             max_concurrency=max_concurrency or requester.max_concurrency,
+            cache=None if cache is False else cache or self.cache,
+            instrumentation=self.instrumentation,
             clock=self._clock,
             sleep=self._sleep,
             _sender=self._sender,
@@ -216,12 +233,13 @@ class CollectClient:
     async def call(
         self, name: str, *, method: str | None = None, **params: object
     ) -> dict[str, Any]:
-        """Call endpoint ``name`` and return its OK envelope as received."""
-        return await self.requester.call(endpoint(name), params, method=method)
+        """Call endpoint ``name`` and return its OK envelope as received. With a cache on,
+        the envelope is shared with other callers: do not modify it."""
+        return await self._request(endpoint(name), params, _envelope, method=method)
 
     async def fetch_records(self, name: str, **params: object) -> list[dict[str, Any]]:
         """The wire records of a list endpoint (``data`` of the envelope, each an object)."""
-        return await self.requester.request(endpoint(name), params, read=read_records)
+        return await self._request(endpoint(name), params, read_records)
 
     async def fetch_page(
         self,
@@ -234,7 +252,7 @@ class CollectClient:
     ) -> RawPage:
         """One page of a paginated endpoint, as the server reported it."""
         ep, paging = _paginated(name)
-        return await self._page(ep, paging, page, length, method, params, paging.read)
+        return await self._page(ep, paging, page, length, method, params, paging.read, True)
 
     def paginate(
         self,
@@ -243,6 +261,7 @@ class CollectClient:
         page: int = 1,
         length: int | None = None,
         method: str | None = None,
+        cache: CacheUse = True,
         **params: object,
     ) -> Paginated[Any]:
         """A :class:`Paginated` over endpoint ``name`` from ``page`` on."""
@@ -252,14 +271,49 @@ class CollectClient:
             return typed_page(paging.read(envelope), ep.model)
 
         async def fetch(number: int, size: int) -> Page[Any]:
-            return await self._page(ep, paging, number, size, method, params, read_typed)
+            return await self._page(ep, paging, number, size, method, params, read_typed, cache)
 
         async def fetch_raw(number: int, size: int) -> RawPage:
-            return await self._page(ep, paging, number, size, method, params, paging.read)
+            return await self._page(ep, paging, number, size, method, params, paging.read, cache)
 
         # An explicit 0 must reach validation (and be refused), not become the default.
         size = length if length is not None else paging.max_length or 100
         return Paginated(fetch, fetch_raw, page=page, length=size)
+
+    async def _request(
+        self,
+        ep: Endpoint,
+        params: Mapping[str, object],
+        read: Reader[T],
+        *,
+        method: str | None = None,
+        cache: CacheUse = True,
+    ) -> T:
+        """``read(envelope)`` of one call, through the cache when there is one.
+
+        The cache sits here, above the request path, so a hit spends no rate-limit token.
+        It stores envelopes (one entry serves every reader of the same call); ``read`` still
+        runs inside the retry loop on a fetch, so a garbled reply is retried, never stored.
+        """
+        store = self.cache
+        if store is None:
+            return await self.requester.request(ep, params, method=method, read=read)
+        read_here: list[T] = []
+
+        def checked(envelope: dict[str, Any]) -> dict[str, Any]:
+            read_here.append(read(envelope))
+            return envelope
+
+        async def fetch() -> dict[str, Any]:
+            read_here.clear()
+            return await self.requester.request(ep, params, method=method, read=checked)
+
+        wire = ep.prepare(self.userid, params)
+        key = store.key(self.userid, self.requester.base_url, ep.name, wire)
+        envelope = await store.fetch(key, fetch, use=cache, instrumentation=self.instrumentation)
+        # This caller's own fetch has read the envelope already; a shared or stored one is
+        # read here.
+        return read_here[-1] if read_here else read(envelope)
 
     async def _page(
         self,
@@ -270,23 +324,30 @@ class CollectClient:
         method: str | None,
         params: Mapping[str, object],
         read: Reader[T],
+        cache: CacheUse,
     ) -> T:
         params = {**params, paging.page_param: number, paging.length_param: length}
-        return await self.requester.request(ep, params, method=method, read=read)
+        return await self._request(ep, params, read, method=method, cache=cache)
 
-    async def _one(self, name: str, model: type[T], **params: object) -> T:
-        return await self.requester.request(
-            endpoint(name), params, read=lambda envelope: structure(read_object(envelope), model)
-        )
-
-    async def _many(self, name: str, model: type[T], **params: object) -> list[T]:
-        return await self.requester.request(
+    async def _one(self, name: str, model: type[T], cache: CacheUse, **params: object) -> T:
+        return await self._request(
             endpoint(name),
             params,
-            read=lambda envelope: [structure(item, model) for item in read_records(envelope)],
+            lambda envelope: structure(read_object(envelope), model),
+            cache=cache,
+        )
+
+    async def _many(self, name: str, model: type[T], cache: CacheUse, **params: object) -> list[T]:
+        return await self._request(
+            endpoint(name),
+            params,
+            lambda envelope: [structure(item, model) for item in read_records(envelope)],
+            cache=cache,
         )
 
     # -- the 13 endpoints --------------------------------------------------------------------
+    # Each takes ``cache``: True uses the client's cache (if any), "refresh" skips a stored
+    # reply and replaces it, False neither reads nor writes it.
 
     async def max_parallel(
         self,
@@ -294,35 +355,39 @@ class CollectClient:
         *,
         start_date: date | str | None = None,
         end_date: date | str | None = None,
+        cache: CacheUse = True,
     ) -> models.MaxParallel:
         """Peak concurrent viewers of live ``liveid``, or of the account between two days."""
         return await self._one(
             "max_parallel",
             models.MaxParallel,
+            cache,
             liveid=liveid,
             start_time=start_date,
             end_time=end_date,
         )
 
-    async def user_count(self, liveid: str) -> models.LiveUserCount:
+    async def user_count(self, liveid: str, *, cache: CacheUse = True) -> models.LiveUserCount:
         """Cumulative viewers of a live."""
-        return await self._one("user_count", models.LiveUserCount, liveid=liveid)
+        return await self._one("user_count", models.LiveUserCount, cache, liveid=liveid)
 
-    async def duration(self, liveid: str) -> models.LiveDuration:
+    async def duration(self, liveid: str, *, cache: CacheUse = True) -> models.LiveDuration:
         """Actual duration of a live (hours) and its start and end."""
-        return await self._one("duration", models.LiveDuration, liveid=liveid)
+        return await self._one("duration", models.LiveDuration, cache, liveid=liveid)
 
     async def access_records(
-        self, roomid: str, liveid: str, *, viewerid: str | None = None
+        self, roomid: str, liveid: str, *, viewerid: str | None = None, cache: CacheUse = True
     ) -> list[models.AccessRecord]:
         """Every enter/exit record of a live (one reply holds them all)."""
         return await self._many(
-            "access", models.AccessRecord, roomid=roomid, liveid=liveid, viewerid=viewerid
+            "access", models.AccessRecord, cache, roomid=roomid, liveid=liveid, viewerid=viewerid
         )
 
-    async def chat_records(self, roomid: str, liveid: str) -> list[models.ChatRecord]:
+    async def chat_records(
+        self, roomid: str, liveid: str, *, cache: CacheUse = True
+    ) -> list[models.ChatRecord]:
         """Every chat message of a live (one reply holds them all)."""
-        return await self._many("chat", models.ChatRecord, roomid=roomid, liveid=liveid)
+        return await self._many("chat", models.ChatRecord, cache, roomid=roomid, liveid=liveid)
 
     def lives(
         self,
@@ -332,54 +397,88 @@ class CollectClient:
         roomid: str | None = None,
         page: int = 1,
         page_length: int = 100,
+        cache: CacheUse = True,
     ) -> Paginated[models.LiveRecord]:
         """The account's lives that started between ``start_time`` and ``end_time``."""
         return self.paginate(
             "lives",
             page=page,
             length=page_length,
+            cache=cache,
             start_time=start_time,
             end_time=end_time,
             roomid=roomid,
         )
 
     def brainstorm_records(
-        self, roomid: str, *, liveid: str | None = None, page: int = 1, page_length: int = 100
+        self,
+        roomid: str,
+        *,
+        liveid: str | None = None,
+        page: int = 1,
+        page_length: int = 100,
+        cache: CacheUse = True,
     ) -> Paginated[models.BrainstormRecord]:
         """Brainstorms of a live, or of the whole room when ``liveid`` is None."""
         return self.paginate(
-            "brainstorm", page=page, length=page_length, roomid=roomid, liveid=liveid
+            "brainstorm", page=page, length=page_length, cache=cache, roomid=roomid, liveid=liveid
         )
 
     def vote_records(
-        self, roomid: str, *, liveid: str | None = None, page: int = 1, page_length: int = 100
+        self,
+        roomid: str,
+        *,
+        liveid: str | None = None,
+        page: int = 1,
+        page_length: int = 100,
+        cache: CacheUse = True,
     ) -> Paginated[models.VoteRecord]:
         """Votes of a live, or of the whole room when ``liveid`` is None."""
-        return self.paginate("vote", page=page, length=page_length, roomid=roomid, liveid=liveid)
+        return self.paginate(
+            "vote", page=page, length=page_length, cache=cache, roomid=roomid, liveid=liveid
+        )
 
     def answercard_records(
-        self, roomid: str, *, liveid: str | None = None, page: int = 1, page_length: int = 100
+        self,
+        roomid: str,
+        *,
+        liveid: str | None = None,
+        page: int = 1,
+        page_length: int = 100,
+        cache: CacheUse = True,
     ) -> Paginated[models.AnswerCardRecord]:
         """Answer cards of a live, or of the whole room when ``liveid`` is None."""
         return self.paginate(
-            "answercard", page=page, length=page_length, roomid=roomid, liveid=liveid
+            "answercard", page=page, length=page_length, cache=cache, roomid=roomid, liveid=liveid
         )
 
     def reward_records(
-        self, roomid: str, liveid: str, *, page: int = 1, page_length: int = 100
+        self,
+        roomid: str,
+        liveid: str,
+        *,
+        page: int = 1,
+        page_length: int = 100,
+        cache: CacheUse = True,
     ) -> Paginated[models.RewardRecord]:
         """Rewards handed out in a live."""
-        return self.paginate("reward", page=page, length=page_length, roomid=roomid, liveid=liveid)
+        return self.paginate(
+            "reward", page=page, length=page_length, cache=cache, roomid=roomid, liveid=liveid
+        )
 
-    async def summary(self, roomid: str, liveid: str) -> models.LiveSummary:
+    async def summary(
+        self, roomid: str, liveid: str, *, cache: CacheUse = True
+    ) -> models.LiveSummary:
         """Summary of a live (``/collect/live/gather``)."""
-        return await self._one("summary", models.LiveSummary, roomid=roomid, liveid=liveid)
+        return await self._one("summary", models.LiveSummary, cache, roomid=roomid, liveid=liveid)
 
     async def client_info(
-        self, roomid: str, *, viewerid: str | None = None
+        self, roomid: str, *, viewerid: str | None = None, cache: CacheUse = True
     ) -> list[models.ClientInfo]:
         """Device reports of a room's web viewers."""
-        return await self._many("client_info", models.ClientInfo, roomid=roomid, viewerid=viewerid)
+        return await self._many(
+            "client_info", models.ClientInfo, cache, roomid=roomid, viewerid=viewerid
+        )
 
     def rollcall_records(
         self,
@@ -388,7 +487,10 @@ class CollectClient:
         page: int = 1,
         page_num: int = 500,
         method: Literal["POST", "GET"] = "POST",
+        cache: CacheUse = True,
     ) -> Paginated[models.RollcallRecord]:
         """Roll-call answers of a live. POST with a JSON body by default, as the seed says;
         ``method="GET"`` for the vendor's later documentation."""
-        return self.paginate("rollcall", page=page, length=page_num, method=method, live_id=liveid)
+        return self.paginate(
+            "rollcall", page=page, length=page_num, method=method, cache=cache, live_id=liveid
+        )

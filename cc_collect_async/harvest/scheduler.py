@@ -208,6 +208,7 @@ class Harvester:
             endpoint_limiters={n: RateLimiter(r) for n, r in (endpoint_rates or {}).items()},
             retry=retry,
             max_concurrency=self.concurrency,
+            cache=False,  # a harvest reads each reply once: caching would only cost memory
         )
         self.page_length = page_length
         self.rollcall_method = rollcall_method
