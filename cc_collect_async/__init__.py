@@ -14,6 +14,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .cache import CacheStats, ResponseCache
     from .client import CollectClient
     from .converter import converter, parse_beijing_time, structure
     from .core import DEFAULT_BASE_URL, CallStats
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
         RateLimitedError,
         ServerError,
         TransportError,
+    )
+    from .instrumentation import (
+        AttemptEvent,
+        CacheEvent,
+        CallEvent,
+        Instrumentation,
+        UnitEvent,
     )
     from .models import (
         BEIJING,
@@ -52,6 +60,10 @@ __version__ = "0.1.0"
 
 #: Each public name by the module that defines it.
 _EXPORTS: dict[str, tuple[str, ...]] = {
+    "cache": (
+        "CacheStats",
+        "ResponseCache",
+    ),
     "client": ("CollectClient",),
     "converter": (
         "converter",
@@ -75,6 +87,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RateLimitedError",
         "ServerError",
         "TransportError",
+    ),
+    "instrumentation": (
+        "AttemptEvent",
+        "CacheEvent",
+        "CallEvent",
+        "Instrumentation",
+        "UnitEvent",
     ),
     "models": (
         "BEIJING",
@@ -112,8 +131,12 @@ __all__ = [
     "AccessRecord",
     "AdaptiveRateLimiter",
     "AnswerCardRecord",
+    "AttemptEvent",
     "AuthError",
     "BrainstormRecord",
+    "CacheEvent",
+    "CacheStats",
+    "CallEvent",
     "CallStats",
     "ChatRecord",
     "ClientInfo",
@@ -121,6 +144,7 @@ __all__ = [
     "CollectError",
     "DecodeError",
     "Endpoint",
+    "Instrumentation",
     "InvalidRequestError",
     "LiveDuration",
     "LiveRecord",
@@ -133,11 +157,13 @@ __all__ = [
     "RateLimitedError",
     "RateLimiter",
     "RawPage",
+    "ResponseCache",
     "RetryPolicy",
     "RewardRecord",
     "RollcallRecord",
     "ServerError",
     "TransportError",
+    "UnitEvent",
     "VoteRecord",
     "__version__",
     "converter",
