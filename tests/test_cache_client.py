@@ -1,0 +1,114 @@
+"""CollectClient(cache=...) against the simulator over loopback TCP: hits spend no request,
+the key ignores the signature, a cancelled caller hands its fetch over, end times learned
+from listings make entries last, and the harvest never touches the cache."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime
+
+import anyio
+import pytest
+
+from cc_collect_async import CollectClient, ResponseCache
+from cc_collect_async.harvest import Harvester, MemorySink, Window
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator, serve
+
+pytestmark = pytest.mark.anyio
+
+SPEC = DatasetSpec(lives=3, chat_per_live=5, access_per_live=5)
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(SPEC, SimConfig(latency=0.2))
+
+
+@pytest.fixture
+def sim_url(sim: Simulator) -> Iterator[str]:
+    with serve(sim) as url:
+        yield url
+
+
+def _client(url: str, cache: ResponseCache | None, **options: object) -> CollectClient:
+    return CollectClient(DEMO_USERID, DEMO_API_KEY, base_url=url, cache=cache, **options)  # type: ignore[arg-type]
+
+
+async def test_a_hit_sends_nothing_although_every_signature_differs(
+    sim: Simulator, sim_url: str
+) -> None:
+    live = sim.dataset.lives(None, None, None)[0]
+    seconds = itertools.count(int(datetime.now().timestamp()))
+    async with _client(sim_url, ResponseCache(), clock=lambda: float(next(seconds))) as client:
+        first = await client.summary(live.roomid, live.liveid)
+        second = await client.summary(live.roomid, live.liveid)
+        chat = await client.chat_records(live.roomid, live.liveid)
+        chat_again = await client.chat_records(live.roomid, live.liveid)
+        assert client.requester.stats.requests == 2
+        fresh = await client.summary(live.roomid, live.liveid, cache="refresh")
+        uncached = await client.summary(live.roomid, live.liveid, cache=False)
+    assert first == second == fresh == uncached
+    assert chat == chat_again and len(chat) == len(sim.dataset.records(live.liveid, "chat"))
+    assert sim.stats.by_path == {"/collect/live/gather": 3, "/collect/live/chat/record/": 1}
+
+
+async def test_a_cancelled_caller_hands_its_fetch_to_the_others(
+    sim: Simulator, sim_url: str
+) -> None:
+    live = sim.dataset.lives(None, None, None)[0]
+    answers: list[int | None] = []
+    async with _client(sim_url, ResponseCache()) as client:
+
+        async def reader() -> None:
+            answers.append((await client.summary(live.roomid, live.liveid)).usercount)
+
+        async with anyio.create_task_group() as tg:
+            leader = anyio.CancelScope()
+
+            async def first_reader() -> None:
+                with leader:
+                    await reader()
+
+            tg.start_soon(first_reader)
+            with anyio.fail_after(10):
+                while sim.stats.requests == 0:  # noqa: ASYNC110 (the sim runs in a thread)
+                    await anyio.sleep(0.01)  # until the leader's request is at the vendor
+            for _ in range(5):
+                tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            leader.cancel()
+    assert answers == [sim.dataset.gather(live.liveid)["usercount"]] * 5
+    assert sim.stats.by_path == {"/collect/live/gather": 2}
+
+
+async def test_ended_lives_learned_from_a_listing_stay_cached(sim: Simulator, sim_url: str) -> None:
+    now = [datetime.now().timestamp()]
+    cache = ResponseCache(live_ttl=5, final_ttl=86400, clock=lambda: now[0])
+    lives = sim.dataset.lives(None, None, None)
+    async with _client(sim_url, cache) as client:
+        await client.summary(lives[0].roomid, lives[0].liveid)
+        await client.summary(lives[1].roomid, lives[1].liveid)
+        now[0] += 6
+        await client.summary(lives[0].roomid, lives[0].liveid)  # unknown end: fetched again
+        # The listing says both ended (the simulator's lives are in the past).
+        listed = [live async for live in client.lives(SPEC.window_start, datetime(2026, 11, 5))]
+        assert {live.liveid for live in listed} >= {lives[0].liveid, lives[1].liveid}
+        now[0] += 3600
+        # Both entries were fetched after their lives ended: once that is known, they last.
+        await client.summary(lives[0].roomid, lives[0].liveid)
+        await client.summary(lives[1].roomid, lives[1].liveid)
+    assert sim.stats.by_path["/collect/live/gather"] == 3
+
+
+async def test_the_harvest_never_uses_the_cache(sim: Simulator, sim_url: str) -> None:
+    cache = ResponseCache()
+    async with _client(sim_url, cache) as client:
+        harvester = Harvester(
+            client, window=Window(SPEC.window_start, datetime(2026, 11, 5)), kinds=["chat"]
+        )
+        sink = MemorySink()
+        await harvester.run(sink)
+    assert harvester.report.records == len(sim.truth().keys["chat"]) > 0
+    stats = cache.stats()
+    assert (stats.entries, stats.misses, stats.hits, stats.bypassed) == (0, 0, 0, 0)
