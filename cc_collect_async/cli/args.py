@@ -24,6 +24,7 @@ from ..core import DEFAULT_BASE_URL
 from ..endpoints import ENDPOINTS
 from ..harvest import ALL_KINDS, DEFAULT_KINDS, Window, parse_kinds
 from ..harvest.outdir import FORMATS, Format, HarvestRequest
+from . import json_logs, metrics_file
 
 __all__ = [
     "EARLIEST",
@@ -184,6 +185,10 @@ class HarvestOptions:
     concurrency: int | None = None
     rate: float | None = None
     display: Display = Display()
+    #: "json": every stderr line is a JSON object (:mod:`.json_logs`).
+    log_format: str = "text"
+    #: Prometheus text file written at the end (:mod:`.metrics_file`).
+    metrics_file: Path | None = None
     #: Starting rate of the adaptive limiter (the demo starts high; the sim has no limit).
     initial_rate: float | None = None
 
@@ -429,6 +434,8 @@ def _add_harvest(commands: Commands) -> None:
     add_pace_options(harvest)
     add_connection_options(harvest)
     add_display_options(harvest, json_flag=True)
+    json_logs.add_option(harvest)
+    metrics_file.add_option(harvest)
 
 
 def _add_lives(commands: Commands) -> None:
@@ -541,7 +548,15 @@ def harvest_options(
         concurrency=ns.concurrency or default_concurrency(ns.rate),
         rate=ns.rate,
         display=_display(ns),
+        log_format=ns.log_format,
+        metrics_file=_metrics_path(ns.metrics_file),
     )
+
+
+def _metrics_path(path: Path | None) -> Path | None:
+    if path is not None and not path.parent.is_dir():
+        raise UsageError(f"--metrics-file: directory {path.parent} does not exist; create it")
+    return path
 
 
 def default_concurrency(rate: float | None) -> int:

@@ -14,11 +14,13 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
+from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import anyio
 
@@ -32,6 +34,7 @@ from ..harvest.outdir import (
     OutputError,
     encode_line,
 )
+from . import json_logs, metrics_file
 from .args import (
     DEFAULT_CONCURRENCY,
     CallOptions,
@@ -128,11 +131,64 @@ def run_harvest(
     """``cc-collect harvest``: the whole run, from opening ``--out`` to the exit code."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
+    events = None
+    if options.log_format == "json":
+        events = json_logs.install(stderr, options.display.verbose)
+        stderr = cast(TextIO, events)
+    started = time.monotonic()
     sink = DirectorySink(
         options.out,
         options.request,
         source={"base_url": options.credentials.base_url, "userid": options.credentials.userid},
     )
+    code = _open_and_harvest(options, sink, stderr, stdout)
+    duration = time.monotonic() - started
+    if options.metrics_file is not None:
+        code = _write_metrics(options.metrics_file, sink, code, duration, stderr)
+    if events is not None:
+        events.event(
+            logging.INFO, "finished", exit_code=int(code), **_figures(options, sink, duration)
+        )
+    return code
+
+
+def _figures(options: HarvestOptions, sink: DirectorySink, duration: float) -> dict[str, Any]:
+    manifest = sink.manifest or {}
+    return {
+        "out": str(options.out),
+        "complete": bool(manifest.get("complete")),
+        "records": int(manifest.get("records") or 0),
+        "units": manifest.get("units") or {},
+        "requests": int(manifest.get("requests") or 0),
+        "duration_seconds": round(duration, 3),
+    }
+
+
+def _write_metrics(
+    path: Path, sink: DirectorySink, code: ExitCode, duration: float, stderr: TextIO
+) -> ExitCode:
+    manifest = sink.manifest or {}
+    runs = manifest.get("runs") or []
+    this_run = None if sink.already_complete or not runs else runs[-1]
+    text = metrics_file.render(
+        manifest,
+        exit_code=int(code),
+        duration=duration,
+        now=time.time(),
+        last_success=metrics_file.previous_success(path),
+        this_run=this_run,
+    )
+    try:
+        metrics_file.write(path, text)
+    except OSError as exc:
+        _error(stderr, f"cannot write the metrics file {path}: {exc.strerror or exc}")
+        return ExitCode.OUTPUT if code == ExitCode.OK else code
+    return code
+
+
+def _open_and_harvest(
+    options: HarvestOptions, sink: DirectorySink, stderr: TextIO, stdout: TextIO
+) -> ExitCode:
     try:
         sink.open()
     except (DifferentHarvestError, NotAHarvestDirectoryError) as exc:

@@ -1,0 +1,149 @@
+"""``cc-collect harvest --log-format json`` and ``--metrics-file`` as cron runs them: a real
+process against the simulator over loopback, its stderr read line by line and its metrics
+file parsed with prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cc_collect_async.cli import metrics_file
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator, serve
+
+SPEC = DatasetSpec(lives=4, rooms=2, chat_per_live=10, access_per_live=10)
+HARVEST = ["harvest", "--since", "2026-11-01", "--until", "2026-11-03", "--kinds", "chat,access"]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[Simulator, str]]:
+    # Some faults, so the run retries and the library has something to log.
+    sim = Simulator(SPEC, SimConfig(fault_rate=0.3, fault_kinds=("http503",), fault_seed=3))
+    with serve(sim) as url:
+        yield sim, url
+
+
+def run(argv: list[str], url: str, api_key: str = DEMO_API_KEY) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CC_USERID": DEMO_USERID, "CC_API_KEY": api_key, "CC_BASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "cc_collect_async", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def json_lines(stderr: str) -> list[dict[str, object]]:
+    lines = stderr.splitlines()
+    assert lines, "nothing on stderr"
+    parsed = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    for entry in parsed:
+        assert set(entry) == {"time", "level", "event", "fields"}, entry
+    return parsed
+
+
+def metrics(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_json_log_format_prints_only_json_lines(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    sim, url = served
+    out = tmp_path / "night"
+    done = run([*HARVEST, "--out", str(out), "--log-format", "json", "-vv"], url)
+    assert done.returncode == 0, done.stderr
+    entries = json_lines(done.stderr)
+    events = [str(e["event"]) for e in entries]
+    assert any(e.startswith("harvesting ") for e in events)
+    assert any("retrying" in e for e in events)  # the library's own log, -v
+    finished = entries[-1]
+    assert finished["event"] == "finished" and finished["level"] == "info"
+    fields = finished["fields"]
+    assert isinstance(fields, dict)
+    assert fields["exit_code"] == 0 and fields["complete"] is True
+    truth = sim.truth()
+    assert fields["records"] == len(truth.keys["chat"]) + len(truth.keys["access"])
+    assert DEMO_API_KEY not in done.stderr
+
+
+def test_json_log_format_reports_errors_as_json_too(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    _, url = served
+    done = run([*HARVEST, "--out", str(tmp_path / "x"), "--log-format", "json"], url, "wrong-key")
+    assert done.returncode == 3
+    entries = json_lines(done.stderr)
+    errors = [e for e in entries if e["level"] == "error"]
+    assert errors and "authentication rejected" in str(errors[0]["event"])
+
+
+def test_metrics_file_for_the_textfile_collector(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    sim, url = served
+    out, prom = tmp_path / "night", tmp_path / "cc.prom"
+    done = run([*HARVEST, "--out", str(out), "--quiet", "--metrics-file", str(prom)], url)
+    assert done.returncode == 0, done.stderr
+    first = metrics(prom)
+    truth = sim.truth()
+    assert first[("cc_collect_harvest_records", (("kind", "chat"),))] == len(truth.keys["chat"])
+    assert first[("cc_collect_harvest_units", (("kind", "access"), ("state", "done")))] == 4
+    assert first[("cc_collect_harvest_units", (("kind", "access"), ("state", "failed")))] == 0
+    assert first[("cc_collect_harvest_requests", ())] >= 9  # 1 listing + 8 units + retries
+    assert first[("cc_collect_harvest_retries", ())] >= 1
+    assert first[("cc_collect_harvest_exit_code", ())] == 0
+    assert first[("cc_collect_harvest_complete", ())] == 1
+    success = first[("cc_collect_harvest_last_success_timestamp_seconds", ())]
+    assert success == first[("cc_collect_harvest_last_run_timestamp_seconds", ())]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+    # A failed run the next night keeps the last success and says what went wrong.
+    failed = run([*HARVEST, "--out", str(out), "--metrics-file", str(prom)], url, "wrong-key")
+    assert failed.returncode == 0  # the directory is complete: nothing to ask the vendor
+    broken = run(
+        [*HARVEST, "--out", str(tmp_path / "other"), "--metrics-file", str(prom)], url, "bad"
+    )
+    assert broken.returncode == 3
+    second = metrics(prom)
+    assert second[("cc_collect_harvest_exit_code", ())] == 3
+    assert second[("cc_collect_harvest_last_success_timestamp_seconds", ())] >= success
+    assert second[("cc_collect_harvest_last_run_timestamp_seconds", ())] > success
+
+
+def test_metrics_file_in_a_missing_directory_is_a_usage_error(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    _, url = served
+    prom = tmp_path / "nowhere" / "cc.prom"
+    done = run([*HARVEST, "--out", str(tmp_path / "o"), "--metrics-file", str(prom)], url)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"cc-collect: error: --metrics-file: directory {prom.parent} does not exist; create it"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_render_escapes_label_values_and_parses() -> None:
+    text = metrics_file.render(
+        {"kinds": {'we"ird\\kind': {"records": 3, "units": 1, "failed": 0}}, "complete": False},
+        exit_code=1,
+        duration=1.5,
+        now=1_800_000_000.0,
+        last_success=None,
+    )
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    sample = families["cc_collect_harvest_records"].samples[0]
+    assert sample.labels == {"kind": 'we"ird\\kind'} and sample.value == 3
+    assert "cc_collect_harvest_last_success_timestamp_seconds" not in families
