@@ -19,7 +19,7 @@ import attrs
 
 from .. import __version__
 from ..beijing import BEIJING, format_date, format_minute, parse_text
-from ..client import check_base_url
+from ..client import DEFAULT_TIMEOUT, check_base_url
 from ..core import DEFAULT_BASE_URL
 from ..endpoints import ENDPOINTS
 from ..harvest import ALL_KINDS, DEFAULT_KINDS, Window, parse_kinds
@@ -321,7 +321,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up on one attempt of a request after SECONDS in all (connect, send and the "
         "whole reply); the attempt is then retried like any network failure "
-        "(default: the library's)",
+        f"(default {DEFAULT_TIMEOUT:g})",
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, TextIO, cast
 import anyio
 
 from .. import CollectClient
+from ..beijing import format_date, format_minute
 from ..errors import AuthError, CollectError, InvalidRequestError
 from ..harvest import Harvester, list_lives
 from ..harvest.outdir import (
@@ -477,10 +478,10 @@ def _sim_banner(url: str, spec: Any, accounts: Mapping[str, str]) -> str:
     userid, api_key = next(iter(accounts.items()))
     lines = [
         f"cc-collect: simulator on {url}: {spec.lives} lives in {spec.rooms} rooms, "
-        f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} (Beijing time)",
+        f"{format_minute(start)} to {format_minute(end)} (Beijing time)",
         "Use it from another shell (these are the simulator's test credentials):",
         f"  export CC_BASE_URL={url} CC_USERID={userid} CC_API_KEY={api_key}",
-        f"  cc-collect harvest --since {start:%Y-%m-%d} --until {end:%Y-%m-%d} --kinds all "
+        f"  cc-collect harvest --since {format_date(start)} --until {format_date(end)} --kinds all "
         "--out sim-harvest",
     ]
     lines += [f"  (also account {u} with key {k})" for u, k in list(accounts.items())[1:]]
