@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from loopback import raw_server, trickle
 
 from cc_collect_async.harvest.outdir import read_jsonl, read_manifest, read_records
 from cc_collect_async.sim import (
@@ -307,3 +308,38 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(
     assert process.returncode == 130, said
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
     assert said[-1] == "cc-collect: interrupted" or "interrupted:" in said[-1], said
+
+
+def test_a_server_that_trickles_its_reply_cannot_hold_a_harvest(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Headers at once, then a byte a second for ever: each attempt runs out of --timeout,
+    is retried like any network failure, and the unit fails: exit 1, the failure listed.
+    The bound is the retry policy's (attempts x --timeout plus its backoff, about 17 s
+    here), not for ever."""
+    with raw_server(trickle(1.0)) as server:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cc_collect_async",
+                "harvest",
+                "--live",
+                "R1:L1",
+                "--kinds",
+                "vote",
+                "--timeout",
+                "0.3",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            env={**env, "CC_BASE_URL": server.url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        attempts = len(server.heads)
+    assert done.returncode == 1, done.stderr
+    assert "failed: vote of live L1" in done.stderr and "Traceback" not in done.stderr
+    assert attempts > 1, "the attempt that ran out of time was retried"
+    assert read_manifest(tmp_path / "out")["failures"][0]["liveid"] == "L1"
