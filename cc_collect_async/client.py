@@ -121,6 +121,7 @@ class CollectClient:
             transport=transport,
         )
         self._api_key = ApiKey(api_key)
+        self.instrumentation = as_instrumentation(instrumentation)
         self.requester = Requester(
             userid=userid,
             api_key=self._api_key,
@@ -132,13 +133,13 @@ class CollectClient:
             max_concurrency=max_concurrency,
             clock=clock,
             sleep=sleep,
+            instrumentation=self.instrumentation,
         )
         self._clock = clock
         self._sleep = sleep
         #: Shared replies of single calls (:class:`~cc_collect_async.cache.ResponseCache`);
         #: None, the default, sends every call.
         self.cache = cache
-        self.instrumentation = as_instrumentation(instrumentation)
 
     def with_options(
         self,

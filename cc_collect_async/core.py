@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import attrs
@@ -35,6 +36,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
+from .instrumentation import AttemptEvent, CallEvent, Instrumentation
 from .json_codec import loads
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
@@ -213,6 +215,7 @@ class Requester:
         clock: thqs.Clock = time.time,
         sleep: Sleep = anyio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        instrumentation: Instrumentation | None = None,
     ) -> None:
         self.userid = userid
         self._api_key = api_key
@@ -228,6 +231,10 @@ class Requester:
         self._monotonic = monotonic
         self._rand = random.Random()
         self.stats = CallStats()
+        #: Told about every attempt and every call (:mod:`~cc_collect_async.instrumentation`).
+        self.instrumentation = instrumentation
+        where = urlsplit(self.base_url)
+        self._server = (where.hostname or "", where.port)
 
     def __repr__(self) -> str:
         return f"Requester(userid={self.userid!r}, base_url={self.base_url!r})"
@@ -261,23 +268,31 @@ class Requester:
         self.stats.calls += 1
         limiters = self._limiters(endpoint)
         started = self._monotonic()
+        hooks = self.instrumentation
         attempt = 0
         while True:
             attempt += 1
             status: int | None = None
+            began = sent = started if hooks is None else self._monotonic()
             try:
                 async with self._admitted(limiters):
+                    if hooks is not None:
+                        sent = self._monotonic()
                     reply = await self._send(endpoint, wire, verb)
                 status = reply.status_code
                 result = read(classify_reply(reply))
             except CollectError as exc:
                 exc.locate(endpoint.name, wire, attempt, status)
+                if hooks is not None:
+                    self._observe(hooks, endpoint, verb, attempt, began, sent, status, exc)
                 self._settled(limiters, exc)
                 delay = self.retry.delay(attempt, exc.retry_after, rand=self._rand)
                 out_of_time = self._monotonic() - started + delay > self.retry.max_elapsed
                 if not exc.retryable or attempt >= self.retry.max_attempts or out_of_time:
                     self.stats.failures += 1
                     logger.warning("%s failed after %d attempt(s): %s", endpoint.name, attempt, exc)
+                    if hooks is not None:
+                        self._observe_call(hooks, endpoint, attempt, started, type(exc).__name__)
                     raise
                 self.stats.retries += 1
                 logger.info(
@@ -289,8 +304,54 @@ class Requester:
                 )
                 await self._sleep(delay)
                 continue
+            if hooks is not None:
+                self._observe(hooks, endpoint, verb, attempt, began, sent, status, None)
+                self._observe_call(hooks, endpoint, attempt, started, "ok")
             self._settled(limiters, None)
             return result
+
+    def _observe(
+        self,
+        hooks: Instrumentation,
+        endpoint: Endpoint,
+        method: str,
+        attempt: int,
+        began: float,
+        sent: float,
+        status: int | None,
+        error: CollectError | None,
+    ) -> None:
+        hooks.on_attempt(
+            AttemptEvent(
+                endpoint=endpoint.name,
+                path=endpoint.path,
+                method=method,
+                server_address=self._server[0],
+                server_port=self._server[1],
+                attempt=attempt,
+                status=status,
+                error_type=None if error is None else type(error).__name__,
+                duration=self._monotonic() - sent,
+                limiter_wait=sent - began,
+            )
+        )
+
+    def _observe_call(
+        self,
+        hooks: Instrumentation,
+        endpoint: Endpoint,
+        attempts: int,
+        started: float,
+        outcome: str,
+    ) -> None:
+        hooks.on_call(
+            CallEvent(
+                endpoint=endpoint.name,
+                attempts=attempts,
+                outcome=outcome,
+                duration=self._monotonic() - started,
+            )
+        )
 
     async def _send(
         self, endpoint: Endpoint, wire: Mapping[str, str | int], method: str

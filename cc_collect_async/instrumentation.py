@@ -89,10 +89,9 @@ class UnitEvent:
     kind: str
     #: ``"ok"`` or ``"failed"``.
     outcome: str
+    #: Records and pages delivered (0 for a failed unit: its batches are void).
     records: int
     pages: int
-    #: Class name of the error that failed the unit, or None.
-    error_type: str | None = None
 
 
 class Instrumentation:

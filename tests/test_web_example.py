@@ -4,6 +4,7 @@ from the cache; the Prometheus scrape parses and carries no live or room id."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cc_collect_async.metrics import HTTP_DURATION_BUCKETS
 from cc_collect_async.sim import (
     DEMO_API_KEY,
     DEMO_USERID,
@@ -151,6 +153,15 @@ def test_a_hundred_page_views_of_one_live_make_one_vendor_call(web_app: WebApp) 
     }
     assert lookups.get("miss") == 1
     assert lookups.get("joined", 0) + lookups.get("hit", 0) == 99
+    sent = ("endpoint", "summary"), ("error_type", ""), ("method", "GET"), ("status", "200")
+    assert samples[("cc_collect_requests_total", sent)] == 1
+    assert samples[("cc_collect_calls_total", (("endpoint", "summary"), ("outcome", "ok")))] == 1
+    bounds = {
+        float(dict(labels)["le"])
+        for name, labels in samples
+        if name == "cc_collect_request_duration_seconds_bucket"
+    }
+    assert bounds == {*HTTP_DURATION_BUCKETS, math.inf}
     label_values = {value for _name, labels in samples for _key, value in labels}
     assert roomid not in label_values and liveid not in label_values
 

@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..client import CollectClient
 from ..endpoints import RawPage
 from ..errors import AuthError, CollectError, DecodeError
+from ..instrumentation import UnitEvent
 from ..ratelimit import AdaptiveRateLimiter, RateLimiter
 from ..retry import RetryPolicy
 from .events import Batch, Progress, UnitResult
@@ -410,6 +411,17 @@ class Harvester:
             slots.release()
 
     def _account(self, result: UnitResult) -> None:
+        hooks = self.client.instrumentation
+        if hooks is not None:
+            ok = result.ok
+            hooks.on_unit(
+                UnitEvent(
+                    kind=result.unit.kind,
+                    outcome="ok" if ok else "failed",
+                    records=result.records if ok else 0,
+                    pages=result.pages if ok else 0,
+                )
+            )
         counts = self.report.kinds[result.unit.kind]
         counts.units += 1
         live = result.unit.live
