@@ -88,9 +88,9 @@ class JsonlSink(CountingSink):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        from cc_collect_async.harvest.outdir import encode_line
+        from cc_collect_async.json_codec import dumps_line
 
-        self._encode = encode_line
+        self._encode = dumps_line
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
 
     async def write(self, batch: Batch) -> None:

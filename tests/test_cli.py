@@ -26,8 +26,14 @@ from cc_collect_async.cli.args import (
     resolve_window,
 )
 from cc_collect_async.cli.progress import LogProgress, TerminalProgress, format_duration
-from cc_collect_async.harvest import DEFAULT_KINDS, Progress, Window
-from cc_collect_async.harvest.outdir import HarvestRequest, read_manifest, read_records
+from cc_collect_async.harvest import (
+    DEFAULT_KINDS,
+    HarvestRequest,
+    Progress,
+    Window,
+    read_manifest,
+    read_records,
+)
 from cc_collect_async.models import BEIJING
 from cc_collect_async.sim import DEMO_USERID, DatasetSpec, SimConfig, Simulator, record_key, serve
 
@@ -382,13 +388,10 @@ def test_full_disk_exits_4_without_a_traceback(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cc_collect_async.harvest import outdir
+    from cc_collect_async.harvest.journal import Journal
 
-    def full_disk(self: outdir.DirectorySink, unit: Any) -> Any:
-        tmp = self._kind_dir(unit.kind) / f"{unit.live.liveid}.jsonl.tmp"
-        return outdir._OpenPart(tmp, open("/dev/full", "wb"))
-
-    monkeypatch.setattr(outdir.DirectorySink, "_open_part", full_disk)
+    # Every kind's spool is /dev/full: the first committed unit meets ENOSPC.
+    monkeypatch.setattr(Journal, "spool", lambda self, kind: Path("/dev/full"))
     code, _, stderr = run(capsys, "harvest", *WINDOW, "--out", str(tmp_path), *FAST)
     assert code == 4
     assert "No space left on device" in stderr and "Traceback" not in stderr

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from loopback import raw_server, trickle
 
-from cc_collect_async.harvest.outdir import read_jsonl, read_manifest, read_records
+from cc_collect_async.harvest import read_manifest, read_records
+from cc_collect_async.harvest.jsonl import read_jsonl
 from cc_collect_async.sim import (
     DEMO_API_KEY,
     DEMO_USERID,
@@ -103,16 +104,16 @@ def assert_equals_truth(out: Path, sim: Simulator) -> None:
 
 
 def assert_parts_are_whole_units(out: Path) -> dict[str, int]:
-    """Every part under its final name holds exactly the records its journal line counts."""
-    journal = {
-        (e["kind"], e["liveid"]): e["records"] for e in read_jsonl(out / ".parts" / "units.jsonl")
-    }
+    """Every unit the journal names is whole in its kind's spool: its byte range holds
+    exactly the records its journal line counts, one JSON object per line."""
     per_kind: Counter[str] = Counter()
-    for kind in KINDS:
-        for part in (out / ".parts" / kind).glob("*.jsonl"):
-            lines = part.read_bytes().count(b"\n")
-            assert journal[(kind, part.stem)] == lines, part
-            per_kind[kind] += lines
+    spools = {kind: (out / ".parts" / f"{kind}.jsonl").read_bytes() for kind in KINDS}
+    for entry in read_jsonl(out / ".parts" / "units.jsonl"):
+        kind, start = entry["kind"], entry["offset"]
+        lines = spools[kind][start : start + entry["length"]].splitlines(keepends=True)
+        assert len(lines) == entry["records"], entry
+        assert all(line.endswith(b"\n") and json.loads(line) for line in lines), entry
+        per_kind[kind] += len(lines)
     return dict(per_kind)
 
 

@@ -16,18 +16,16 @@ import pytest
 
 from cc_collect_async import CollectClient
 from cc_collect_async.harvest import ALL_KINDS, DEFAULT_KINDS, Batch, Harvester, UnitResult, Window
-from cc_collect_async.harvest.outdir import (
+from cc_collect_async.harvest.filesystem import OutputBusyError, OutputError
+from cc_collect_async.harvest.jsonl import read_jsonl
+from cc_collect_async.harvest.manifest import (
     DifferentHarvestError,
-    DirectorySink,
-    HarvestRequest,
     NotAHarvestDirectoryError,
-    OutputBusyError,
-    OutputError,
-    read_jsonl,
     read_manifest,
-    read_records,
 )
+from cc_collect_async.harvest.outdir import DirectorySink, read_records
 from cc_collect_async.harvest.parquet import read_parquet, write_parquet
+from cc_collect_async.harvest.request import HarvestRequest
 from cc_collect_async.sim import (
     DEMO_API_KEY,
     DEMO_USERID,
@@ -106,8 +104,13 @@ def assert_equals_truth(out: Path, kinds: tuple[str, ...]) -> None:
         assert set(keys) == expected.keys[kind], kind
 
 
-def part_files(out: Path) -> Iterator[Path]:
-    yield from (out / ".parts").glob("*/*")
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+def journal(out: Path) -> list[dict[str, Any]]:
+    """The committed units' journal entries."""
+    return list(read_jsonl(out / ".parts" / "units.jsonl"))
 
 
 async def test_window_harvest_equals_truth_and_keeps_vendor_fields(
@@ -132,7 +135,12 @@ async def test_window_harvest_equals_truth_and_keeps_vendor_fields(
     manifest = read_manifest(tmp_path)
     assert manifest == sink.manifest
     assert manifest["complete"] is True
-    assert manifest["units"] == {"expected": 12 * 8, "done": 12 * 8, "failed": 0}
+    assert manifest["units"] == {
+        "expected": 12 * 8,
+        "expected_is": "exact",
+        "done": 12 * 8,
+        "failed": 0,
+    }
     assert manifest["kinds"]["chat"]["records"] == truth().count("chat")
     assert manifest["requests"] == sim.stats.requests
     assert manifest["request"]["window"]["since"] == "2026-11-01T00:00+08:00"
@@ -172,11 +180,10 @@ async def test_stopped_after_n_units_then_resumed_has_each_record_once(
                 else:
                     await sink.live(event)
         # Whatever was being received is still a temporary, never under a final name.
-        sink._lock_file.close()  # type: ignore[union-attr]  # the kernel's part of a kill
+        sink._lock.release()  # the kernel's part of a kill
     assert not (tmp_path / "chat.jsonl").exists()
     assert read_manifest(tmp_path)["complete"] is False
-    finals = [p for p in part_files(tmp_path) if p.suffix == ".jsonl" and p.parent.name != "lives"]
-    assert len(finals) == 7
+    assert len(journal(tmp_path)) == 7
     requests_before = sim.stats.requests
 
     sink = await harvest(sim, tmp_path, request)
@@ -196,17 +203,25 @@ async def test_stopped_after_n_units_then_resumed_has_each_record_once(
 async def test_part_shorter_than_its_journal_entry_is_fetched_again(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    """A part that lost its tail (power cut before the page cache reached the disk)."""
+    """A unit whose bytes never reached the disk (a power cut: the journal line did, the
+    spool's pages did not, and read back as zeros) is fetched again; the others are kept."""
     lives = [(lv.roomid, lv.liveid) for lv in sim.dataset.lives(WINDOW.since, WINDOW.until)]
-    bogus = HarvestRequest(kinds=("chat",), lives=[*lives[:2], ("nosuchroom", "nosuchlive")])
+    bogus = HarvestRequest(kinds=("chat",), lives=[*lives[:3], ("nosuchroom", "nosuchlive")])
     sink = await harvest(sim, tmp_path, bogus)
     assert sink.manifest is not None and sink.manifest["complete"] is False
-    part = tmp_path / ".parts" / "chat" / f"{lives[0][1]}.jsonl"
-    text = part.read_bytes()
-    part.write_bytes(text[: text.index(b"\n") + 1])
+    spool = tmp_path / ".parts" / "chat.jsonl"
+    lost = next(e for e in journal(tmp_path) if e["liveid"] == lives[0][1])
+    data = bytearray(spool.read_bytes())
+    data[lost["offset"] : lost["offset"] + lost["length"]] = bytes(lost["length"])
+    spool.write_bytes(bytes(data))
 
     with DirectorySink(tmp_path, bogus) as reopened:
-        assert reopened.skip == {(lives[1][1], "chat")}
+        assert reopened.skip == {(lives[1][1], "chat"), (lives[2][1], "chat")}
+    assert {e["liveid"] for e in journal(tmp_path)} == {lives[1][1], lives[2][1]}
+
+    await harvest(sim, tmp_path, bogus)
+    rows = Counter(row["liveid"] for row in read_jsonl(tmp_path / "chat.jsonl"))
+    assert rows == {lv: sim.dataset.count(lv, "chat") for _, lv in lives[:3]}
 
 
 async def test_failed_unit_is_not_committed_and_is_retried_by_a_rerun(
@@ -232,7 +247,7 @@ async def test_failed_unit_is_not_committed_and_is_retried_by_a_rerun(
         "duplicates": 0,
         "file": "chat.jsonl",
     }
-    assert not (tmp_path / ".parts" / "chat" / "NOSUCHLIVE.jsonl").exists()
+    assert "NOSUCHLIVE" not in {e["liveid"] for e in journal(tmp_path)}
     # The files hold the complete units already.
     assert len(list(read_jsonl(tmp_path / "chat.jsonl"))) == sim.dataset.count(live.liveid, "chat")
 
@@ -299,24 +314,22 @@ def test_a_file_in_the_way_is_an_output_error(tmp_path: Path) -> None:
 async def test_disk_full_is_an_output_error_and_commits_nothing_half_written(
     sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cc_collect_async.harvest import outdir
+    from cc_collect_async.harvest.journal import Journal
 
-    def full_disk(self: DirectorySink, unit: Any) -> Any:
-        tmp = self._kind_dir(unit.kind) / f"{unit.live.liveid}.jsonl.tmp"
-        return outdir._OpenPart(tmp, open("/dev/full", "wb"))
-
-    monkeypatch.setattr(DirectorySink, "_open_part", full_disk)
+    # Every kind's spool is /dev/full: the first committed unit meets ENOSPC.
+    monkeypatch.setattr(Journal, "spool", lambda self, kind: Path("/dev/full"))
     with pytest.raises(BaseException) as caught:
         await harvest(sim, tmp_path, request_for(("chat",)))
     from cc_collect_async.cli.exits import find_error
 
     error = find_error(caught.value, OutputError)
     assert error is not None and "No space left on device" in str(error)
-    assert not list((tmp_path / ".parts" / "chat").glob("*.jsonl"))
+    assert journal(tmp_path) == []
     manifest = read_manifest(tmp_path)
     assert manifest["runs"][-1]["outcome"] == "output-error"
-    # The lives seen before the failure are counted, without reading them back.
-    seen = len(list((tmp_path / ".parts" / "lives").glob("*.json")))
+    assert "No space left on device" in manifest["runs"][-1]["error"]
+    # The lives seen before the failure are counted.
+    seen = len(list(read_jsonl(tmp_path / ".parts" / "lives.jsonl")))
     assert seen > 0 and manifest["lives"] == seen
 
 
@@ -345,7 +358,11 @@ def test_parquet_columns_survive_mixed_and_nested_types(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
 
-    assert write_parquet(tmp_path / "out.parquet", [part, empty]) == 3
+    def records() -> Iterator[dict[str, Any]]:
+        yield from read_jsonl(part)
+        yield from read_jsonl(empty)
+
+    assert write_parquet(tmp_path / "out.parquet", records) == 3
     back = read_parquet(tmp_path / "out.parquet")
     for row, got in zip(rows, back, strict=True):
         assert {k: v for k, v in got.items() if k in row} == row
@@ -355,7 +372,7 @@ def test_parquet_columns_survive_mixed_and_nested_types(tmp_path: Path) -> None:
     assert str(schema.field("n").type) == "double"
     assert str(schema.field("b").type) == "bool"
     assert str(schema.field("x").type) == "string"  # JSON text: 1 and "1" stay apart
-    assert write_parquet(tmp_path / "none.parquet", [empty]) == 0
+    assert write_parquet(tmp_path / "none.parquet", lambda: read_jsonl(empty)) == 0
     assert pq.read_schema(tmp_path / "none.parquet").names == ["liveid", "roomid"]
 
 
@@ -372,11 +389,18 @@ async def test_awkward_live_ids_stay_inside_the_directory(sim: Simulator, tmp_pa
     request = HarvestRequest(kinds=("chat",), lives=[("room", "../../escape"), ("r", "a/b")])
     sink = await harvest(sim, tmp_path / "out", request)
     assert sink.manifest is not None and len(sink.manifest["failures"]) == 2
-    assert sorted(p.name for p in (tmp_path / "out" / ".parts" / "lives").iterdir()) == [
-        "..%2F..%2Fescape.json",
-        "a%2Fb.json",
+    # Ids are data, never file names: nothing is written outside the directory.
+    assert files_under(tmp_path) == [
+        "out/.lock",
+        "out/.parts/chat.jsonl",
+        "out/.parts/lives.jsonl",
+        "out/.parts/units.jsonl",
+        "out/manifest.json",
     ]
-    assert not (tmp_path / "escape.json").exists()
+    assert [lv["liveid"] for lv in read_jsonl(tmp_path / "out" / ".parts" / "lives.jsonl")] == [
+        "../../escape",
+        "a/b",
+    ]
 
 
 async def test_completed_lives_are_listed_once_in_start_order(

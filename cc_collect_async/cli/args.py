@@ -23,7 +23,7 @@ from ..client import DEFAULT_TIMEOUT, check_base_url
 from ..core import DEFAULT_BASE_URL
 from ..endpoints import ENDPOINTS
 from ..harvest import ALL_KINDS, DEFAULT_KINDS, Window, parse_kinds
-from ..harvest.outdir import FORMATS, Format, HarvestRequest
+from ..harvest.request import FORMATS, Format, HarvestRequest
 from . import json_logs, metrics_file
 
 __all__ = [

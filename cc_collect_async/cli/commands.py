@@ -28,13 +28,10 @@ from .. import CollectClient
 from ..beijing import format_date, format_minute
 from ..errors import AuthError, CollectError, InvalidRequestError
 from ..harvest import Harvester, list_lives
-from ..harvest.outdir import (
-    DifferentHarvestError,
-    DirectorySink,
-    NotAHarvestDirectoryError,
-    OutputError,
-    encode_line,
-)
+from ..harvest.filesystem import OutputError
+from ..harvest.manifest import DifferentHarvestError, NotAHarvestDirectoryError
+from ..harvest.outdir import DirectorySink
+from ..json_codec import dumps_line
 from . import json_logs, metrics_file
 from .args import (
     DEFAULT_CONCURRENCY,
@@ -214,8 +211,7 @@ async def _harvest(
         request = options.request
         _say(
             stderr,
-            f"cc-collect: harvesting {request.describe()}; kinds {','.join(request.kinds)}; "
-            f"into {options.out}",
+            f"cc-collect: harvesting {request.describe()}; into {options.out}",
         )
         if sink.skip:
             _say(stderr, f"cc-collect: resuming: {len(sink.skip):,} units already committed")
@@ -396,7 +392,7 @@ async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitC
             async with aclosing(list_lives(client, options.window, failed)) as lives:
                 async for live in lives:
                     count += 1
-                    out.write(encode_line(live.wire()))
+                    out.write(dumps_line(dict(live.wire())))
                     out.flush()
         except AuthError as exc:
             _error(stderr, _auth_message(options.credentials, exc))

@@ -16,14 +16,10 @@ from typing import Any, TextIO
 import attrs
 
 from ..harvest import ALL_KINDS, Window
-from ..harvest.outdir import (
-    DifferentHarvestError,
-    HarvestRequest,
-    NotAHarvestDirectoryError,
-    OutputError,
-    read_records,
-    remove_harvest,
-)
+from ..harvest.filesystem import OutputError
+from ..harvest.manifest import DifferentHarvestError, NotAHarvestDirectoryError
+from ..harvest.outdir import read_records, remove_harvest
+from ..harvest.request import HarvestRequest
 from .args import Credentials, DemoOptions, HarvestOptions
 from .commands import run_harvest
 from .demo_database import show_query, sync_demo

@@ -1,8 +1,10 @@
 """The nightly harvest: every record of every kind for many lives at once."""
 
 from .events import Batch, Progress, UnitResult
+from .filesystem import OutputError
 from .listing import list_lives
-from .outdir import DirectorySink, HarvestRequest, OutputError, read_manifest, read_records
+from .manifest import read_manifest
+from .outdir import DirectorySink, read_records
 from .plan import (
     ALL_KINDS,
     DEFAULT_KINDS,
@@ -16,6 +18,7 @@ from .plan import (
     parse_kinds,
 )
 from .report import HarvestReport, KindCounts, UnitProblem
+from .request import HarvestRequest
 from .scheduler import Event, Harvester
 from .sink import MemorySink, Sink
 

@@ -4,23 +4,26 @@ The vendor's records are loosely typed: a field may be a number in one record an
 the next, and nested values (lists, objects) vary in shape. So each top-level field becomes a
 column typed by what it actually holds across the whole kind: booleans, integers, floats
 (integers mixed with floats too) or strings stay native; anything else (lists, objects, mixed
-types) is stored as JSON text, marked in the field's metadata so :func:`read_parquet` can
-turn it back. A field missing from a record is null in that row.
+types, integers beyond 64 bits) is stored as JSON text, marked in the field's metadata so
+:func:`read_parquet` can turn it back. A field missing from a record is null in that row.
 
-Files are written in two passes over the parts (infer the schema, then write batches), so
+Parquet strings must be valid UTF-8, which a lone UTF-16 surrogate (``"\\ud83d"``, half an
+emoji) is not: a text column holding one is stored as JSON text too, where the surrogate is
+its ``\\uXXXX`` escape, and reads back as the same string.
+
+Files are written in two passes over the records (infer the schema, then write batches), so
 memory holds one batch, not the whole kind.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any
 
-from .outdir import read_jsonl
+from ..json_codec import dumps, loads
 
 __all__ = ["ParquetUnavailableError", "read_parquet", "require_pyarrow", "write_parquet"]
 
@@ -29,6 +32,7 @@ ENCODING_KEY = b"cc_collect.encoding"
 _JSON = b"json"
 _BATCH_ROWS = 50_000
 _INT64 = (-(2**63), 2**63 - 1)
+_SURROGATE = re.compile("[\ud800-\udfff]").search
 #: Columns every kind has (the sink adds them), so even an empty kind has a schema.
 _ID_COLUMNS = ("liveid", "roomid")
 
@@ -53,7 +57,7 @@ def _kind_of(value: Any) -> str:
     if isinstance(value, float):
         return "float"
     if isinstance(value, str):
-        return "str"
+        return "json" if _SURROGATE(value) else "str"
     return "json"
 
 
@@ -68,11 +72,15 @@ def _column_kind(seen: set[str]) -> str:
 
 
 def _to_json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    # json_codec writes a lone surrogate as its escape: always valid UTF-8.
+    return None if value is None else dumps(value).decode("utf-8")
 
 
-def write_parquet(target: str | os.PathLike[str], parts: Sequence[Path]) -> int:
-    """Write the records of the JSON lines files ``parts`` (in order) to ``target``.
+def write_parquet(
+    target: str | os.PathLike[str] | IO[bytes],
+    records: Callable[[], Iterable[Mapping[str, Any]]],
+) -> int:
+    """Write the records ``records()`` yields (called twice: schema, then rows) to ``target``.
 
     Returns the number of rows written.
     """
@@ -81,12 +89,11 @@ def write_parquet(target: str | os.PathLike[str], parts: Sequence[Path]) -> int:
     import pyarrow.parquet as pq
 
     seen: dict[str, set[str]] = {}
-    for part in parts:
-        for record in read_jsonl(part):
-            for name, value in record.items():
-                kinds = seen.setdefault(name, set())
-                if value is not None:
-                    kinds.add(_kind_of(value))
+    for record in records():
+        for name, value in record.items():
+            kinds = seen.setdefault(name, set())
+            if value is not None:
+                kinds.add(_kind_of(value))
     for name in _ID_COLUMNS:
         seen.setdefault(name, set())
     columns = {name: _column_kind(kinds) for name, kinds in seen.items()}
@@ -112,7 +119,8 @@ def write_parquet(target: str | os.PathLike[str], parts: Sequence[Path]) -> int:
         return value
 
     rows = 0
-    with pq.ParquetWriter(str(target), schema) as writer:
+    where = os.fspath(target) if isinstance(target, (str, os.PathLike)) else target
+    with pq.ParquetWriter(where, schema) as writer:
         batch: dict[str, list[Any]] = {name: [] for name in columns}
         size = 0
 
@@ -124,14 +132,13 @@ def write_parquet(target: str | os.PathLike[str], parts: Sequence[Path]) -> int:
                     values.clear()
                 size = 0
 
-        for part in parts:
-            for record in read_jsonl(part):
-                for name, values in batch.items():
-                    values.append(convert(name, record.get(name)))
-                size += 1
-                rows += 1
-                if size >= _BATCH_ROWS:
-                    flush()
+        for record in records():
+            for name, values in batch.items():
+                values.append(convert(name, record.get(name)))
+            size += 1
+            rows += 1
+            if size >= _BATCH_ROWS:
+                flush()
         flush()
         if not rows:
             writer.write_table(schema.empty_table())
@@ -156,5 +163,5 @@ def read_parquet(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for row in rows:
         for name in json_columns:
             if row[name] is not None:
-                row[name] = json.loads(row[name])
+                row[name] = loads(row[name])
     return rows

@@ -44,11 +44,19 @@ class HarvestReport:
     cancelled: bool = False
     #: Why the harvest stopped early (authentication rejected), if it did.
     fatal: str | None = None
+    #: The live listing (or the list of lives) was walked to its end: no live is missing
+    #: from ``lives`` unless a page of the listing failed (see :attr:`listing_complete`).
+    lives_listed: bool = False
 
     @property
     def complete(self) -> bool:
         """Every unit fetched, nothing cancelled or failed."""
         return not self.failures and not self.cancelled and self.fatal is None
+
+    @property
+    def listing_complete(self) -> bool:
+        """Every live of the request is known, so the units expected are all the units."""
+        return self.lives_listed and not any(f.kind == "lives" for f in self.failures)
 
     @property
     def units(self) -> int:
@@ -64,4 +72,5 @@ class HarvestReport:
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         data["complete"] = self.complete
+        data["listing_complete"] = self.listing_complete
         return data

@@ -365,6 +365,7 @@ class Harvester:
                                 self._units_total += 1
                         found.send_nowait(live)  # never full: the buffer is unbounded
                 self._planning_done = True
+                self.report.lives_listed = True
             except AuthError as exc:
                 self._planning_done = True
                 self._stop(exc, scope)
