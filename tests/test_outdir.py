@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cc_collect_async import CollectClient
@@ -430,3 +431,93 @@ async def test_ids_are_added_only_where_the_vendor_sent_none(tmp_path: Path) -> 
         {"id": 3, "liveid": "L1", "roomid": "R1"},
     ]
     assert sent[2] == {"id": 3}, "the harvest's own record dicts are not modified"
+
+
+async def test_a_rerun_removes_parts_left_by_a_kill_after_the_complete_manifest(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after ``complete: true`` was written, before ``.parts`` was removed: a second
+    copy of the data stays behind until a rerun, which finishes the clean-up (no request)."""
+    from cc_collect_async.harvest.journal import Journal
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Journal, "remove", lambda self: None)  # the kill
+        await harvest(sim, tmp_path, request_for(("chat", "vote")))
+    assert read_manifest(tmp_path)["complete"] is True
+    assert (tmp_path / ".parts" / "chat.jsonl").stat().st_size > 0
+    chat = (tmp_path / "chat.jsonl").read_bytes()
+    requests = sim.stats.requests
+
+    sink = await harvest(sim, tmp_path, request_for(("chat", "vote")))
+
+    assert sink.already_complete and sim.stats.requests == requests
+    assert not (tmp_path / ".parts").exists()
+    assert (tmp_path / "chat.jsonl").read_bytes() == chat
+    assert_equals_truth(tmp_path, ("chat", "vote"))
+
+
+async def test_disk_full_while_assembling_leaves_no_temporary_and_says_so_in_the_manifest(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from cc_collect_async.cli.exits import find_error
+    from cc_collect_async.harvest.journal import Journal
+
+    def full_disk(self: Journal, kind: str, ranges: Any, out: Any) -> None:
+        out.write(b'{"half": "a record')  # some bytes made it, then the disk was full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Journal, "copy_kind", full_disk)
+        with pytest.raises(BaseException) as caught:
+            await harvest(sim, tmp_path, request_for(("chat",)))
+    error = find_error(caught.value, OutputError)
+    assert error is not None and "chat.jsonl: No space left on device" in str(error)
+    assert not [name for name in files_under(tmp_path) if name.endswith(".tmp")]
+    assert not (tmp_path / "chat.jsonl").exists()
+    manifest = read_manifest(tmp_path)
+    assert manifest["complete"] is False
+    assert manifest["runs"][-1]["outcome"] == "output-error"
+    assert "No space left on device" in manifest["runs"][-1]["error"]
+    # Every unit was committed before the disk filled: the rerun only assembles.
+    requests = sim.stats.requests
+    sink = await harvest(sim, tmp_path, request_for(("chat",)))
+    assert sink.manifest is not None and sink.manifest["complete"] is True
+    assert sim.stats.requests - requests == 1, "only the listing is asked again"
+    assert_equals_truth(tmp_path, ("chat",))
+
+
+async def test_expected_units_are_partial_when_the_listing_did_not_finish(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The listing fails on its second page: the lives of the first are harvested, and the
+    manifest does not pass their units off as all there is."""
+    inner = sim.transport()
+
+    async def listing_fails_on_page_2(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/collect/live/record" and request.url.params["page_size"] == "2":
+            return httpx.Response(400, json={"result": "FAIL", "error_msg": "PARAM_ERROR"})
+        return await inner.handle_async_request(request)
+
+    transport = httpx.MockTransport(listing_fails_on_page_2)
+    request = request_for(("chat",))
+    async with CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=transport
+    ) as client:
+        with DirectorySink(tmp_path, request) as sink:
+            harvester = Harvester(client, window=WINDOW, kinds=("chat",), page_length=5)
+            await harvester.run(sink)
+
+    manifest = read_manifest(tmp_path)
+    assert manifest["complete"] is False
+    assert manifest["units"] == {"expected": 5, "expected_is": "partial", "done": 5, "failed": 0}
+    assert [f["kind"] for f in manifest["failures"]] == ["lives"]
+    assert manifest["runs"][-1]["outcome"] == "failed-units"
+
+
+def test_no_kind_is_named_like_a_file_of_the_directory() -> None:
+    from cc_collect_async.harvest.journal import LIVES, PARTS, UNITS
+    from cc_collect_async.harvest.manifest import MANIFEST
+
+    assert not {LIVES, UNITS, PARTS, ".lock", MANIFEST} & set(ALL_KINDS)

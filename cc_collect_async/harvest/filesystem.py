@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +22,7 @@ __all__ = [
     "fsync_dir",
     "output_errors",
     "remove_quietly",
+    "replace_atomically",
     "temporary_path",
     "write_atomic",
 ]
@@ -77,22 +78,30 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
             os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool) -> None:
-    """Write ``data`` under a temporary name and rename it to ``path``: a reader sees the
-    old file or the new one, never a part. The temporary is removed when writing fails."""
+def replace_atomically(
+    path: str | os.PathLike[str], fill: Callable[[IO[bytes]], object], *, fsync: bool
+) -> None:
+    """Write a file with ``fill(file)`` under a temporary name and rename it to ``path``: a
+    reader sees the old file or the new one, never a part. When writing fails the temporary
+    is removed (a full disk gets its space back) and the error goes on."""
     tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as file:
-            file.write(data)
+            fill(file)
             if fsync:
                 file.flush()
                 os.fsync(file.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except BaseException:
         remove_quietly(tmp)
         raise
     if fsync:
         fsync_dir(os.path.dirname(os.fspath(path)) or ".")
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool) -> None:
+    """:func:`replace_atomically` with ``data`` as the file's content."""
+    replace_atomically(path, lambda file: file.write(data), fsync=fsync)
 
 
 class DirectoryLock:

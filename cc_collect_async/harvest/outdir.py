@@ -32,12 +32,12 @@ from .filesystem import (
     TMP,
     DirectoryLock,
     OutputError,
-    fsync_dir,
     output_errors,
     remove_quietly,
+    replace_atomically,
     temporary_path,
 )
-from .journal import PARTS, Journal, PendingUnit, Range
+from .journal import PARTS, Journal, PendingUnit, UnitRanges
 from .jsonl import NotARecordError, read_jsonl, record_lines
 from .manifest import (
     MANIFEST,
@@ -185,9 +185,8 @@ class DirectorySink:
 
     def _remove_temporaries(self) -> None:
         """Remove final files a killed run was assembling (never a whole final file)."""
-        with output_errors("clean", self.path):
-            for name in (MANIFEST, *self.final_files().values()):
-                remove_quietly(temporary_path(self.path / name))
+        for name in (MANIFEST, *self.final_files().values()):
+            remove_quietly(temporary_path(self.path / name))
 
     def _drop_pending(self) -> None:
         """Discard the units that never ended, and close the journal."""
@@ -295,37 +294,27 @@ class DirectorySink:
 
     def _assemble(self) -> None:
         files = self.final_files()
-        lives = self._journal.lives_in_order()
-        self._assembled(files["lives"], functools.partial(self._journal.copy_lives, lives))
-        order = [liveid for liveid, _ in lives]
-        del lives
+        self._lives_seen.clear()  # counted already; the memory is the assembly's now
+        order = self._journal.lives_in_order()
+        self._assembled(files["lives"], functools.partial(self._journal.copy_lives, order))
+        positions = order.positions()
+        del order
         for kind in self.request.kinds:
-            ranges = self._journal.unit_ranges(kind, order)
+            ranges = self._journal.unit_ranges(kind, positions)
             if self.request.format == "parquet":
                 fill = functools.partial(self._write_parquet, kind, ranges)
             else:
                 fill = functools.partial(self._journal.copy_kind, kind, ranges)
             self._assembled(files[kind], fill)
-        fsync_dir(self.path)
 
     def _assembled(self, name: str, fill: Callable[[IO[bytes]], object]) -> None:
-        """Write a final file under its temporary name with ``fill(file)``, fsync it and
-        rename it into place. A failure removes the temporary: a full disk gets its space
-        back for the manifest, and no half-written file is left behind."""
+        # A failure removes the temporary: the manifest then has room, and no half-written
+        # file is left behind.
         target = self.path / name
-        tmp = temporary_path(target)
-        try:
-            with output_errors("write", target):
-                with open(tmp, "wb") as out:
-                    fill(out)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, target)
-        except BaseException:
-            remove_quietly(tmp)
-            raise
+        with output_errors("write", target):
+            replace_atomically(target, fill, fsync=True)
 
-    def _write_parquet(self, kind: str, ranges: list[Range], out: IO[bytes]) -> None:
+    def _write_parquet(self, kind: str, ranges: UnitRanges, out: IO[bytes]) -> None:
         from .parquet import write_parquet
 
         def records() -> Iterator[dict[str, Any]]:
