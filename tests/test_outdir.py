@@ -521,3 +521,27 @@ def test_no_kind_is_named_like_a_file_of_the_directory() -> None:
     from cc_collect_async.harvest.manifest import MANIFEST
 
     assert not {LIVES, UNITS, PARTS, ".lock", MANIFEST} & set(ALL_KINDS)
+
+
+async def test_a_big_unit_is_received_in_a_temporary_file_and_committed_whole(
+    tmp_path: Path,
+) -> None:
+    from cc_collect_async.harvest import HarvestReport, Live, Unit
+
+    big, failed = Unit(Live("R1", "L1"), "chat"), Unit(Live("R2", "L2"), "chat")
+    request = HarvestRequest(kinds=("chat",), lives=[("R1", "L1"), ("R2", "L2")])
+    pages = [[{"id": p * 1000 + i, "content": "x" * 200} for i in range(400)] for p in range(3)]
+    with DirectorySink(tmp_path, request) as sink:
+        for unit in (big, failed):
+            await sink.live(unit.live)
+            for number, page in enumerate(pages, 1):
+                await sink.write(Batch(unit, number, page))
+        spilled = [n for n in files_under(tmp_path) if n.endswith(".tmp")]
+        assert len(spilled) == 2, "past 128 KB a unit waits in a temporary file"
+        await sink.unit_end(UnitResult(failed, ok=False, pages=3, records=1200, error="x"))
+        await sink.unit_end(UnitResult(big, ok=True, pages=3, records=1200))
+        assert not [n for n in files_under(tmp_path) if n.endswith(".tmp")]
+        await sink.close(HarvestReport(started_at=datetime.now().astimezone(), kinds={}))
+
+    rows = list(read_records(tmp_path, "chat"))
+    assert rows == [{**r, "liveid": "L1", "roomid": "R1"} for page in pages for r in page]

@@ -10,10 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from cc_collect_async import CollectClient
 from cc_collect_async.harvest import (
     Batch,
+    Harvester,
     HarvestReport,
     HarvestRequest,
     Live,
@@ -67,6 +70,20 @@ EXPECTED = [
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def vendor(request: httpx.Request) -> httpx.Response:
+    assert request.url.path == "/collect/live/chat/record/"
+    return httpx.Response(200, content=CHAT_REPLY, headers={"content-type": "application/json"})
+
+
+async def harvest_chat(out: Path, fmt: str) -> DirectorySink:
+    request = HarvestRequest(kinds=("chat",), lives=[("R1", "L1")], format=fmt)  # type: ignore[arg-type]
+    transport = httpx.MockTransport(vendor)
+    async with CollectClient("user", "key", base_url="http://vendor", transport=transport) as c:
+        with DirectorySink(out, request) as sink:
+            await Harvester(c, lives=request.lives, kinds=request.kinds, rate=1000).run(sink)
+    return sink
 
 
 async def write_chat(out: Path, fmt: str) -> DirectorySink:
@@ -142,3 +159,14 @@ async def test_items_that_are_not_objects_fail_their_unit_not_the_run(tmp_path: 
     assert list(read_records(tmp_path, "chat")) == [{"id": 9, "liveid": "L2", "roomid": "R2"}]
     with DirectorySink(tmp_path, request) as again:
         assert again.skip == {("L2", "chat")}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+async def test_a_reply_reaches_the_file_value_for_value(tmp_path: Path, fmt: str) -> None:
+    """End to end: the vendor's bytes, the real client and harvester, the file."""
+    sink = await harvest_chat(tmp_path, fmt)
+
+    assert sink.manifest is not None and sink.manifest["complete"] is True
+    assert list(read_records(tmp_path, "chat")) == EXPECTED
+    if fmt == "jsonl":
+        assert str(BIG).encode() in (tmp_path / "chat.jsonl").read_bytes()

@@ -16,7 +16,7 @@ The protocol, which is what lets a run be killed at any instant (SIGKILL include
 rerun of the same command finish with every record exactly once:
 
 1. **Receive.** A unit's records are kept aside (in memory, or in a temporary file once
-   they pass 1 MB) until the harvest says the unit is complete. A unit that fails, or is
+   they pass 128 KB) until the harvest says the unit is complete. A unit that fails, or is
    still open when the run ends, is dropped: it never reached a spool.
 2. **Commit.** The unit's lines are appended to its kind's spool, then its journal line
    (with the byte range) to the journal; each write is flushed to the kernel before the
@@ -67,8 +67,9 @@ PARTS = ".parts"
 LIVES = "lives"
 UNITS = "units"
 
-#: A unit bigger than this goes to a temporary file while it is received.
-_SPILL_AT = 1 << 20
+#: A unit bigger than this goes to a temporary file while it is received: 32 big units in
+#: flight stay a few MB, and a file created per 500-odd records costs nothing to speak of.
+_SPILL_AT = 128 << 10
 _CHUNK = 1 << 20
 
 #: (offset, length) of bytes in a spool.
@@ -125,7 +126,7 @@ def _now() -> str:
 
 
 class PendingUnit:
-    """A unit being received: its JSON lines, in memory up to 1 MB, then in a temporary
+    """A unit being received: its JSON lines, in memory up to 128 KB, then in a temporary
     file (a huge live must not hold its whole unit in memory)."""
 
     __slots__ = ("_chunks", "_file", "_spill", "records", "size")
