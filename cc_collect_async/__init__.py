@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         ServerError,
         TransportError,
     )
+    from .governor import Governor
     from .instrumentation import (
         AttemptEvent,
         CacheEvent,
@@ -88,6 +89,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ServerError",
         "TransportError",
     ),
+    "governor": ("Governor",),
     "instrumentation": (
         "AttemptEvent",
         "CacheEvent",
@@ -144,6 +146,7 @@ __all__ = [
     "CollectError",
     "DecodeError",
     "Endpoint",
+    "Governor",
     "Instrumentation",
     "InvalidRequestError",
     "LiveDuration",

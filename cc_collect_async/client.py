@@ -17,6 +17,7 @@ from .cache import CacheUse, ResponseCache
 from .converter import structure
 from .core import DEFAULT_BASE_URL, ApiKey, CallStats, Reader, Requester, Sleep
 from .endpoints import Endpoint, PageStyle, RawPage, endpoint, read_object, read_records
+from .governor import Governor
 from .instrumentation import Instrumentation, as_instrumentation
 from .pagination import Page, Paginated, typed_page
 from .ratelimit import RateLimiter
@@ -98,7 +99,7 @@ class CollectClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimiter | Governor | None = None,
         endpoint_limiters: Mapping[str, RateLimiter] | None = None,
         cache: ResponseCache | None = None,
         instrumentation: Instrumentation | Sequence[Instrumentation] | None = None,
@@ -145,7 +146,7 @@ class CollectClient:
         self,
         *,
         retry: RetryPolicy | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimiter | Governor | None = None,
         endpoint_limiters: Mapping[str, RateLimiter] | None = None,
         max_concurrency: int | None = None,
         cache: ResponseCache | Literal[False] | None = None,

@@ -36,6 +36,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
 )
+from .governor import Governor, Permit, RequestGate
 from .instrumentation import AttemptEvent, CallEvent, Instrumentation
 from .json_codec import loads
 from .ratelimit import RateLimiter
@@ -209,7 +210,7 @@ class Requester:
         sender: Sender,
         base_url: str = DEFAULT_BASE_URL,
         retry: RetryPolicy | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: RateLimiter | Governor | None = None,
         endpoint_limiters: Mapping[str, RateLimiter] | None = None,
         max_concurrency: int = 8,
         clock: thqs.Clock = time.time,
@@ -222,8 +223,9 @@ class Requester:
         self._sender = sender
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self.rate_limiter = rate_limiter
-        self.endpoint_limiters = dict(endpoint_limiters or {})
+        self._rate_limiter = rate_limiter
+        self._endpoint_limiters = dict(endpoint_limiters or {})
+        self._gate = RequestGate(rate_limiter, self._endpoint_limiters)
         self.max_concurrency = max_concurrency
         self._capacity: anyio.CapacityLimiter | None = None
         self._clock = clock
@@ -266,16 +268,18 @@ class Requester:
         wire = endpoint.prepare(self.userid, params)
         verb = method or endpoint.method
         self.stats.calls += 1
-        limiters = self._limiters(endpoint)
         started = self._monotonic()
         hooks = self.instrumentation
         attempt = 0
+        counted = 0  # attempts that failed (an attempt turned away by a spent quota waited)
+        excused = 0.0  # seconds spent waiting out a spent quota
         while True:
             attempt += 1
             status: int | None = None
             began = sent = started if hooks is None else self._monotonic()
+            permit: Permit | None = None
             try:
-                async with self._admitted(limiters):
+                async with self._admitted(endpoint) as permit:
                     if hooks is not None:
                         sent = self._monotonic()
                     reply = await self._send(endpoint, wire, verb)
@@ -285,10 +289,14 @@ class Requester:
                 exc.locate(endpoint.name, wire, attempt, status)
                 if hooks is not None:
                     self._observe(hooks, endpoint, verb, attempt, began, sent, status, exc)
-                self._settled(limiters, exc)
-                delay = self.retry.delay(attempt, exc.retry_after, rand=self._rand)
-                out_of_time = self._monotonic() - started + delay > self.retry.max_elapsed
-                if not exc.retryable or attempt >= self.retry.max_attempts or out_of_time:
+                waited = self._settled(permit, exc)
+                counted += not waited
+                delay = self.retry.delay(max(counted, 1), exc.retry_after, rand=self._rand)
+                if waited:  # time spent waiting for the server's quota is not time failing
+                    excused += delay + (permit.waited if permit is not None else 0.0)
+                elapsed = self._monotonic() - started - excused
+                out_of_time = elapsed + delay > self.retry.max_elapsed
+                if not exc.retryable or counted >= self.retry.max_attempts or out_of_time:
                     self.stats.failures += 1
                     logger.warning("%s failed after %d attempt(s): %s", endpoint.name, attempt, exc)
                     if hooks is not None:
@@ -307,7 +315,7 @@ class Requester:
             if hooks is not None:
                 self._observe(hooks, endpoint, verb, attempt, began, sent, status, None)
                 self._observe_call(hooks, endpoint, attempt, started, "ok")
-            self._settled(limiters, None)
+            self._settled(permit, None)
             return result
 
     def _observe(
@@ -371,32 +379,34 @@ class Requester:
 
     # -- rate limits and the concurrency cap: every word the request path says to them -----
 
-    def _limiters(self, endpoint: Endpoint) -> Sequence[RateLimiter]:
-        found = [self.rate_limiter] if self.rate_limiter is not None else []
-        own = self.endpoint_limiters.get(endpoint.name)
-        return [*found, own] if own is not None else found
+    @property
+    def rate_limiter(self) -> RateLimiter | Governor | None:
+        return self._rate_limiter
+
+    @property
+    def endpoint_limiters(self) -> Mapping[str, RateLimiter]:
+        return self._endpoint_limiters
 
     @asynccontextmanager
-    async def _admitted(self, limiters: Sequence[RateLimiter]) -> AsyncIterator[None]:
-        """Held while one attempt is on the wire: the rate limiters let it go, and one of
-        ``max_concurrency`` slots is its own."""
-        for limiter in limiters:
-            await limiter.acquire()
-        if self._capacity is None:
-            self._capacity = anyio.CapacityLimiter(self.max_concurrency)
-        async with self._capacity:
-            # A slot handed over just as the caller was cancelled (another unit hit an auth
-            # error, say) must not turn into one more request: anyio delivers that
-            # cancellation only at the next pass through the event loop.
-            await checkpoint_if_cancelled()
-            yield
+    async def _admitted(self, endpoint: Endpoint) -> AsyncIterator[Permit]:
+        """Held while one attempt is on the wire: the gate (governor, limiters) lets it go,
+        and one of ``max_concurrency`` slots is its own."""
+        permit = await self._gate.admit(endpoint.name)
+        try:
+            if self._capacity is None:
+                self._capacity = anyio.CapacityLimiter(self.max_concurrency)
+            async with self._capacity:
+                # A slot handed over just as the caller was cancelled (another unit hit an
+                # auth error, say) must not turn into one more request: anyio delivers that
+                # cancellation only at the next pass through the event loop.
+                await checkpoint_if_cancelled()
+                yield permit
+        finally:
+            permit.release()
 
-    def _settled(self, limiters: Sequence[RateLimiter], error: CollectError | None) -> None:
-        """Tell the limiters how the attempt ended: a success, or the server's "too fast"."""
-        if error is None:
-            for limiter in limiters:
-                limiter.on_success()
-        elif isinstance(error, RateLimitedError):
+    def _settled(self, permit: Permit | None, error: CollectError | None) -> bool:
+        """Tell the gate how the attempt ended: a success, the server's "too fast", or
+        another failure. True when the attempt only waited for a spent quota."""
+        if isinstance(error, RateLimitedError):
             self.stats.rate_limited += 1
-            for limiter in limiters:
-                limiter.on_rate_limited(error.retry_after)
+        return permit.settle(error) if permit is not None else False

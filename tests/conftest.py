@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
+import trio.lowlevel
 import trio.testing
 
 from cc_collect_async import CollectClient
@@ -62,6 +63,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.now
+
+
+def jump(seconds: float) -> None:
+    """Move the virtual clock on without running anything: what a blocked event loop (a
+    stalled server in the same process) looks like to everyone else."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        trio.lowlevel.current_clock().jump(seconds)  # type: ignore[attr-defined]
+        return
+    assert isinstance(loop, VirtualTimeLoop)
+    loop.now += seconds
 
 
 def on_virtual_clock(backend: str) -> tuple[str, Mapping[str, Any]]:

@@ -1224,6 +1224,7 @@ async def test_counters_and_reset() -> None:
     # The three requests that passed authentication reached the rate check (when depends on
     # how fast this machine runs them).
     assert sum(stats.pop("arrivals_per_100ms")) == 3
+    assert sum(stats.pop("refusals_per_100ms")) == 1
     assert stats == {
         "requests": 5,
         "ok": 1,

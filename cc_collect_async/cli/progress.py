@@ -7,6 +7,7 @@ and greppable. All of it goes to stderr: stdout is for machine output (``--json`
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "follow",
     "format_duration",
     "progress_view",
+    "server_wait_phrase",
     "summary_table",
 ]
 
@@ -62,6 +64,18 @@ def _units_phrase(progress: Progress, skipped: int) -> str:
     return text
 
 
+def server_wait_phrase(progress: Progress) -> str | None:
+    """``server rate limit: resuming in 42 s`` (``... on chat: ...`` for one endpoint), or
+    None while nothing waits for the server's quota."""
+    if not progress.server_waits:
+        return None
+    parts = []
+    for endpoint, seconds in sorted(progress.server_waits.items()):
+        where = f" on {endpoint}" if endpoint else ""
+        parts.append(f"server rate limit{where}: resuming in {math.ceil(max(seconds, 0))} s")
+    return "; ".join(parts)
+
+
 def _eta_phrase(progress: Progress) -> str:
     eta = progress.eta
     return f"ETA {format_duration(eta)}" if eta is not None else "ETA --:--"
@@ -74,19 +88,25 @@ class LogProgress:
         self.stream = stream
         self.every = every
         self._last = time.monotonic()
+        self._waiting: set[str] = set()
 
     def _line(self, progress: Progress, skipped: int) -> str:
-        return (
+        line = (
             f"cc-collect: {progress.lives:,} lives, {_units_phrase(progress, skipped)}, "
             f"{progress.records:,} records, {progress.requests:,} requests "
             f"({progress.request_rate:.1f}/s), {progress.retries:,} retries, "
             f"{progress.rate_limited:,} rate-limited, "
             f"{format_duration(progress.elapsed)} elapsed, {_eta_phrase(progress)}"
         )
+        wait = server_wait_phrase(progress)
+        return f"{line}; {wait}" if wait else line
 
     def update(self, progress: Progress, skipped: int) -> None:
         now = time.monotonic()
-        if now - self._last >= self.every:
+        # A wait for the server's quota is news at once, not ten seconds later.
+        started_waiting = not set(progress.server_waits) <= self._waiting
+        self._waiting = set(progress.server_waits)
+        if now - self._last >= self.every or started_waiting:
             self._last = now
             print(self._line(progress, skipped), file=self.stream, flush=True)
 
@@ -117,6 +137,9 @@ class TerminalProgress:
             f"         {progress.requests:,} requests  {progress.request_rate:.1f}/s  "
             f"{progress.retries:,} retries  {progress.rate_limited:,} rate-limited",
         ]
+        wait = server_wait_phrase(progress)
+        if wait:  # on the pace line: the block keeps its height, so redrawing stays exact
+            lines[1] += f"  {wait}"
         for kind in self.kinds:
             done = progress.units_done_by_kind.get(kind, 0) + self.skipped_by_kind.get(kind, 0)
             total = max(progress.lives, done)

@@ -12,7 +12,6 @@ which applies the concurrency cap, the rate limiter and the retry policy.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -26,8 +25,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..client import CollectClient
 from ..endpoints import RawPage
 from ..errors import AuthError, CollectError, DecodeError
+from ..governor import Governor
 from ..instrumentation import UnitEvent
-from ..ratelimit import AdaptiveRateLimiter, RateLimiter
 from ..retry import RetryPolicy
 from .events import Batch, Progress, UnitResult
 from .listing import list_lives
@@ -161,9 +160,13 @@ class Harvester:
 
     Either ``window`` (lives listed through ``/collect/live/record``, page by page, units
     starting while the listing goes on) or ``lives`` (``Live`` objects or ``(roomid, liveid)``
-    pairs). ``rate`` (requests per second) uses a fixed token bucket; without it the rate
-    adapts to the server's "too fast" replies, starting at ``initial_rate`` and never above
-    ``max_rate``. ``concurrency`` defaults to the client's own cap (its pool size).
+    pairs). Requests pass a :class:`~cc_collect_async.governor.Governor`: ``rate`` (requests
+    per second, with ``burst``) is the server's limit if known, a ceiling the governor keeps
+    at or below; without it the rate starts at ``initial_rate``, doubles every round trip
+    until the server first says "too fast", then follows the limit it found, never above
+    ``max_rate``. ``endpoint_rates`` are known per-endpoint limits; others are learnt.
+    ``concurrency`` caps the requests in flight (default: the client's own cap, its pool
+    size); below it the governor keeps about rate x round trip in flight.
 
     Consume it with ``async with harvester.stream() as events`` or ``await harvester.run(sink)``;
     afterwards ``harvester.report`` holds the final account. A harvester runs once.
@@ -197,16 +200,18 @@ class Harvester:
             if lives is None
             else [live if isinstance(live, Live) else Live(*live) for live in lives]
         )
-        limiter: RateLimiter = (
-            RateLimiter(rate, burst)
-            if rate
-            else AdaptiveRateLimiter(initial=initial_rate, ceiling=max_rate, burst=burst)
-        )
-        self.rate_limiter = limiter
         self.concurrency = concurrency or client.max_concurrency
+        self.rate_limiter = Governor(
+            rate or None,
+            burst=burst,
+            initial_rate=initial_rate,
+            max_rate=max_rate,
+            endpoint_rates=endpoint_rates,
+            max_in_flight=self.concurrency,
+        )
         self.client = client.with_options(
-            rate_limiter=limiter,
-            endpoint_limiters={n: RateLimiter(r) for n, r in (endpoint_rates or {}).items()},
+            rate_limiter=self.rate_limiter,
+            endpoint_limiters={},
             retry=retry,
             max_concurrency=self.concurrency,
             cache=False,  # a harvest reads each reply once: caching would only cost memory
@@ -228,7 +233,7 @@ class Harvester:
         self._finished = False
         self._started = False
         self._fatal: AuthError | None = None
-        self._t0 = time.monotonic()
+        self._t0 = 0.0  # set on anyio's clock when the harvest starts
         self._rate_samples: deque[tuple[float, int]] = deque()
 
     # -- consuming ------------------------------------------------------------------------
@@ -239,7 +244,7 @@ class Harvester:
         if self._started:
             raise RuntimeError("a Harvester runs once; make a new one")
         self._started = True
-        self._t0 = time.monotonic()
+        self._t0 = anyio.current_time()
         send, receive = anyio.create_memory_object_stream[Event](self.buffer)
         try:
             async with anyio.create_task_group() as tg:
@@ -279,7 +284,7 @@ class Harvester:
     def progress(self) -> Progress:
         """A snapshot of the running harvest for a progress display."""
         stats = self.client.stats
-        now = time.monotonic()
+        now = anyio.current_time()
         samples = self._rate_samples
         samples.append((now, stats.requests))
         while len(samples) > 2 and now - samples[0][0] > 5.0:
@@ -301,6 +306,7 @@ class Harvester:
             planning_done=self._planning_done,
             records_by_kind={k: c.records for k, c in kinds.items()},
             units_done_by_kind={k: c.units for k, c in kinds.items()},
+            server_waits={w.endpoint or "": w.until - now for w in self.rate_limiter.waits()},
         )
 
     @property
@@ -314,7 +320,7 @@ class Harvester:
         report = self.report
         stats = self.client.stats
         report.finished_at = datetime.now(timezone.utc)
-        report.duration = time.monotonic() - self._t0
+        report.duration = anyio.current_time() - self._t0
         report.requests = stats.requests
         report.retries = stats.retries
         report.rate_limited = stats.rate_limited

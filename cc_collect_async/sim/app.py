@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -183,7 +182,11 @@ class Simulator:
         self.dataset: Dataset = dataset
         self.config: SimConfig = config if config is not None else SimConfig()
         self.stats = SimStats()
-        self._limiter = AccountBuckets(self.config.rate, self.config.burst, self.config.path_rates)
+        # The event loop's clock: the monotonic clock over TCP, and a virtual one when a test
+        # runs client and simulator on virtual time.
+        self._limiter = AccountBuckets(
+            self.config.rate, self.config.burst, self.config.path_rates, anyio.current_time
+        )
         self._staller = Staller(self.config)
         self._faults = FaultInjector(
             self.config.fault_rate,
@@ -283,8 +286,8 @@ class Simulator:
                 # Blocks the whole event loop on purpose: the requests arriving meanwhile
                 # wait in the socket buffers and then reach the rate check together.
                 config.block(stall)
-        stats.count_arrival(time.monotonic())
         wait = self._limiter.acquire(call.account, path)
+        stats.count_arrival(anyio.current_time(), refused=wait > 0.0)
         if wait > 0.0:
             stats.rate_limited += 1
             reply = _fail_envelope(route.rollcall, "TOO_MANY_REQUEST", "TOO_MANY_REQUEST")

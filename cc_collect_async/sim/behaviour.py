@@ -320,17 +320,21 @@ class SimStats:
     #: Requests that reached the rate check, per 100 ms since the first one: what the
     #: server's bucket saw (bunches after a stall show as spikes).
     arrivals: dict[int, int] = attrs.field(factory=dict)
+    #: Of those, the ones turned away as too fast, per 100 ms.
+    refusals: dict[int, int] = attrs.field(factory=dict)
     _first: float | None = None
 
-    def count_arrival(self, now: float) -> None:
+    def count_arrival(self, now: float, *, refused: bool) -> None:
         if self._first is None:
             self._first = now
         slot = int((now - self._first) * 10)
         self.arrivals[slot] = self.arrivals.get(slot, 0) + 1
+        if refused:
+            self.refusals[slot] = self.refusals.get(slot, 0) + 1
 
-    def arrivals_per_100ms(self) -> list[int]:
+    def per_100ms(self, counts: Mapping[int, int]) -> list[int]:
         last = max(self.arrivals, default=-1)
-        return [self.arrivals.get(slot, 0) for slot in range(last + 1)]
+        return [counts.get(slot, 0) for slot in range(last + 1)]
 
     def count_fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -355,5 +359,6 @@ class SimStats:
             "stalled": self.stalled,
             "faults": dict(self.faults),
             "by_path": dict(self.by_path),
-            "arrivals_per_100ms": self.arrivals_per_100ms(),
+            "arrivals_per_100ms": self.per_100ms(self.arrivals),
+            "refusals_per_100ms": self.per_100ms(self.refusals),
         }
