@@ -70,8 +70,13 @@ _BINDING = 1.0
 # How long each endpoint's outcomes are kept, and how many refusals, and what share of its
 # replies, make a rejection that endpoint's own (when no other endpoint is refused).
 _OUTCOME_HORIZON = 2.0
+# Refusals in a row, each of a request sent after the cut the one before caused, that mean
+# the quota is spent rather than the pace a little high.
+_PERSISTING = 3
 _ENDPOINT_REFUSALS = 3
 _ENDPOINT_SHARE = 0.2
+# ... while the others, together, are refused at most this fraction as often.
+_OTHERS_SHARE = 0.25
 
 
 @attrs.frozen
@@ -94,8 +99,8 @@ class _Lane:
         self.limit_seen: float | None = None
         self.last_change: float | None = None
         self.cut_at = -math.inf
-        self.after_cut_ok = 0
-        self.after_cut_rejected = 0
+        #: Refusals of requests sent after the last cut, with no success in between.
+        self.refused_in_row = 0
         #: The round trip after slow start ended, while the server refused its echoes.
         self.saturated: tuple[float, float] | None = None
         self.paused_until = -math.inf
@@ -112,6 +117,19 @@ class _Lane:
         outcomes.append((now, refused))
         while outcomes and now - outcomes[0][0] > _OUTCOME_HORIZON:
             outcomes.popleft()
+
+    def asked(self, now: float, window: float) -> float | None:
+        """Replies (served or refused) per second over the last ``window`` seconds."""
+        count = 0
+        first = now
+        for when, _refused in reversed(self.outcomes):
+            if now - when > window:
+                break
+            count += 1
+            first = when
+        if count < _THROUGHPUT_SAMPLES or now <= first:
+            return None
+        return (count - 1) / (now - first)
 
     def recent(self, now: float, window: float) -> tuple[int, int]:
         """Replies served and refused over the last ``window`` seconds."""
@@ -137,10 +155,18 @@ class _Lane:
         times = self.successes
         while times and now - times[0] > _LIMIT_WINDOW:
             times.popleft()
-        recent = sum(1 for t in times if now - t <= window)
-        if recent < _THROUGHPUT_SAMPLES:
+        # Counted from the first success in the window, not its start: a lane busy for
+        # less than the window (or after a gap) is not read as a slow one.
+        recent = 0
+        first = now
+        for when in reversed(times):
+            if now - when > window:
+                break
+            recent += 1
+            first = when
+        if recent < _THROUGHPUT_SAMPLES or now <= first:
             return None
-        return recent / window
+        return (recent - 1) / (now - first)
 
 
 class Permit:
@@ -332,14 +358,21 @@ class Governor:
         """
         if started is None:
             started = anyio.current_time()
-        await self._lane(endpoint).limiter.acquire()
+        lane = self._lane(endpoint)
         token = object()
-        await self._in_flight.acquire_on_behalf_of(token)
-        try:
-            await self._account.limiter.acquire()
-        except BaseException:
+        while True:
+            await lane.limiter.acquire()
+            await self._in_flight.acquire_on_behalf_of(token)
+            try:
+                await self._account.limiter.acquire()
+            except BaseException:
+                self._in_flight.release_on_behalf_of(token)
+                raise
+            # The endpoint may have been told to wait while this request queued behind
+            # the others for a slot: it waits too, without holding the slot.
+            if lane.paused_until <= anyio.current_time():
+                break
             self._in_flight.release_on_behalf_of(token)
-            raise
         waited = anyio.current_time() - started
         return Permit(endpoint, waited, governor=self, token=token, limiters=limiters)
 
@@ -371,7 +404,8 @@ class Governor:
         """In flight: about rate x round trip, with headroom, never above max_in_flight."""
         if self._srtt is None:
             return
-        wanted = math.ceil(self._account.rate * self._srtt * self.headroom) + 1
+        # (less a hair: 15.000000000000002 is 15 requests, not 16)
+        wanted = math.ceil(self._account.rate * self._srtt * self.headroom - 1e-9) + 1
         if self.max_in_flight is not None:
             wanted = min(wanted, self.max_in_flight)
         if wanted != self._in_flight.total_tokens:
@@ -380,22 +414,28 @@ class Governor:
     def _blame(self, lane: _Lane, now: float) -> _Lane:
         """The scope a rejection at ``lane``'s endpoint speaks of: that endpoint alone when
         its replies are refused often (several, and a fair share) while the other
-        endpoints are served without a refusal; else the account. A few refusals spread
+        endpoints are served and refused far less often; else the account. A few refusals spread
         over endpoints are a bunch at the account's pace: blaming whichever endpoint they
         happened to hit would cap it near its share of the moment."""
         window = max(1.0, 4 * (self._srtt or 0.0))
         served, refused = lane.recent(now, window)
-        if refused < _ENDPOINT_REFUSALS or refused < _ENDPOINT_SHARE * (served + refused):
+        share = refused / (served + refused)
+        if refused < _ENDPOINT_REFUSALS or share < _ENDPOINT_SHARE:
             return self._account
-        others_served = 0
+        others_served = others_refused = 0
         for other in self._lanes.values():
-            if other is lane:
-                continue
-            other_served, other_refused = other.recent(now, window)
-            if other_refused:
-                return self._account
-            others_served += other_served
-        return lane if others_served >= _ENDPOINT_REFUSALS else self._account
+            if other is not lane:
+                other_served, other_refused = other.recent(now, window)
+                others_served += other_served
+                others_refused += other_refused
+        others = others_served + others_refused
+        if others_refused > _OTHERS_SHARE * share * others:
+            return self._account
+        if others_served < _ENDPOINT_REFUSALS and lane.limit_seen is None:
+            return self._account  # nobody else to compare with, and nothing learnt yet
+        # (An endpoint with a limit of its own keeps the blame when it is left alone at
+        # the end of a harvest: the account did not get slower.)
+        return lane
 
     def _on_success(self, lane: _Lane, sent: float, now: float) -> None:
         lane.last_success = now
@@ -405,7 +445,7 @@ class Governor:
         if lane.saturated is not None and now > lane.saturated[1]:
             self._measure_saturated(lane, now)
         if sent >= lane.cut_at:
-            lane.after_cut_ok += 1
+            lane.refused_in_row = 0
             lane.backoff = 1.0
             lane.exhausted_since = None
         if lane.last_change is None:
@@ -440,10 +480,8 @@ class Governor:
             return
         lane.last_change = now
         knee = lane.limit_seen
-        if lane.told and knee >= _CONFIRMS_CEILING * lane.ceiling:
-            # The server refused near the told rate: a bunch, not a lower limit. Straight
-            # back to the told rate.
-            knee = lane.ceiling / _KNEE
+        if lane.told and knee >= lane.ceiling:
+            knee = lane.ceiling / _KNEE  # after a bunch: straight back to the told rate
         if lane.rate < _KNEE * knee:  # far below the limit seen: back quickly
             rate = lane.rate * (1.0 + _RECOVER * elapsed)
         elif lane.rate < knee:  # near it: creep up to it
@@ -462,8 +500,8 @@ class Governor:
         if sent < lane.cut_at:
             # Sent before the last cut (or pause): an echo of the old pace, no news.
             return self._excused(lane, now)
-        lane.after_cut_rejected += 1
-        persisting = lane.after_cut_rejected >= 3 and lane.after_cut_rejected >= lane.after_cut_ok
+        lane.refused_in_row += 1
+        persisting = lane.refused_in_row >= _PERSISTING
         long_wait = retry_after is not None and retry_after >= self.long_retry_after
         self._cut(lane, now)
         if long_wait or persisting:
@@ -490,21 +528,28 @@ class Governor:
             through = lane.throughput(now, _THROUGHPUT_WINDOW)
             lane.limit_seen = min(lane.rate, through) if through else lane.rate
             lane.saturated = (now, now + (self._srtt or 0.1))
+        elif lane.told:
+            # Refused near the told rate: a bunch (the server paused and admitted its
+            # backlog at once), and the told rate stands. Refused well below it: the
+            # server's limit is lower than told, and the rate reached is the limit seen.
+            near = lane.rate >= _CONFIRMS_CEILING * lane.ceiling
+            lane.limit_seen = lane.ceiling if near else lane.rate
         else:
             # The rate reached overshoots by what it grew in the round trip the news took;
             # what got through over the last second does not, but after a server pause or
             # an earlier cut it underestimates: one refusal lowers the limit seen by a
             # tenth at most, or bunch after bunch would ratchet the rate down for good.
-            through = lane.throughput(now, _LIMIT_WINDOW)
+            # A lane that never bound has no rate worth the name: what was asked of its
+            # endpoint stands in for it.
+            through = lane.throughput(now, _LIMIT_WINDOW) or lane.asked(now, _LIMIT_WINDOW)
             seen = min(lane.rate, through) if through else lane.rate
-            if lane.limit_seen is not None:
+            # (An endpoint is blamed only on strong evidence: its estimate may fall freely.)
+            if lane is self._account and lane.limit_seen is not None:
                 seen = max(seen, _LOWER_AT_MOST * lane.limit_seen)
             lane.limit_seen = seen
         lane.set_rate(lane.limit_seen * _DECREASE, self.floor)
         lane.cut_at = now
         lane.last_change = now
-        lane.after_cut_ok = 0
-        lane.after_cut_rejected = 0
         if lane is self._account:
             self._resize()
 
@@ -514,7 +559,7 @@ class Governor:
         start, end = lane.saturated or (now, now)
         lane.saturated = None
         served = sum(1 for t in lane.successes if start < t <= end)
-        if served < _THROUGHPUT_SAMPLES or lane.limit_seen is None:
+        if served < _THROUGHPUT_SAMPLES or lane.limit_seen is None or end <= start:
             return
         measured = served / (end - start)
         if measured > lane.limit_seen:

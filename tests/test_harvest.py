@@ -35,6 +35,15 @@ from cc_collect_async.sim import (
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def anyio_backend(virtual_anyio_backend: tuple[str, Any]) -> tuple[str, Any]:
+    """Virtual time: the simulator's latency, its buckets, the harvest's pacing and the
+    tests' own sleeps all run on the event loop's clock, which jumps whenever every task
+    waits, so nothing here depends on how fast this machine is."""
+    return virtual_anyio_backend
+
+
 SPEC = DatasetSpec(seed=11, rooms=3, lives=14, chat_per_live=30, access_per_live=20)
 WINDOW = Window(datetime(2026, 11, 1), datetime(2026, 11, 3))
 # Retries without real waiting: the simulator caps faults per request, so they always end.

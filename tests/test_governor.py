@@ -1,0 +1,383 @@
+"""The rate governor on virtual time (asyncio's loop and trio's MockClock jump to the next
+timer whenever every task waits): a bunch against a spent quota, per-interface limits, slow
+start, the in-flight cap following the round trip, cancelled waiters. The simulator runs in
+the same loop, so its token buckets, its latency and its stalls are on the same clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import respx
+from conftest import jump
+
+from cc_collect_async import CollectClient, Governor, RateLimitedError, RateLimiter, RetryPolicy
+from cc_collect_async.cli.progress import LogProgress, server_wait_phrase
+from cc_collect_async.harvest import Harvester, HarvestReport, MemorySink, Progress, Window
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
+
+pytestmark = pytest.mark.anyio
+
+CHAT = "/collect/live/chat/record/"
+
+
+@pytest.fixture
+def anyio_backend(virtual_anyio_backend: tuple[str, Any]) -> tuple[str, Any]:
+    return virtual_anyio_backend
+
+
+def rejected(retry_after: float | None = 1.0) -> RateLimitedError:
+    return RateLimitedError("too fast", status=429, retry_after=retry_after)
+
+
+async def request(governor: Governor, endpoint: str, rtt: float, error: Any = None) -> bool:
+    """One attempt through the governor that takes ``rtt`` and ends with ``error``."""
+    permit = await governor.admit(endpoint)
+    await anyio.sleep(rtt)
+    return permit.settle(error)
+
+
+# -- a bunch costs the rejected request; a spent quota makes the scope wait ----------------------
+
+
+async def test_one_rejection_at_the_told_rate_trims_it_briefly_and_pauses_nobody() -> None:
+    governor = Governor(100.0)
+    for _ in range(50):
+        await request(governor, "chat", 0.0)
+    waited = await request(governor, "chat", 0.1, rejected(1.0))
+    assert not waited  # an ordinary failed attempt: the request path retries it
+    assert governor.waits() == []
+    assert 70 <= governor.rate < 100  # trimmed
+    start = anyio.current_time()
+    await governor.admit("vote")  # the others go on at once, not after the Retry-After
+    assert anyio.current_time() - start < 0.05
+    for _ in range(200):
+        await request(governor, "vote", 0.0)
+    assert governor.rate == 100.0  # and back at the told rate
+
+
+async def test_a_long_retry_after_is_a_spent_quota_everyone_waits_and_nothing_fails() -> None:
+    governor = Governor(100.0)
+    for _ in range(10):
+        await request(governor, "chat", 0.0)
+    waited = await request(governor, "chat", 0.1, rejected(60.0))
+    assert waited  # costs no attempt: the unit merely waits
+    (wait,) = governor.waits()
+    assert wait.endpoint is None  # the whole account (no other endpoint was being served)
+    assert wait.until - anyio.current_time() == pytest.approx(60.0)
+    start = anyio.current_time()
+    await governor.admit("vote")
+    assert anyio.current_time() - start == pytest.approx(60.0, abs=0.02)
+    assert governor.waits() == []
+
+
+async def test_rejections_that_persist_after_a_cut_are_exhaustion() -> None:
+    governor = Governor(50.0)
+    for _ in range(10):
+        await request(governor, "chat", 0.0)
+    # A window quota spent: every request is refused, with a Retry-After of 1 s.
+    outcomes = [await request(governor, "chat", 0.05, rejected(1.0)) for _ in range(4)]
+    assert outcomes[:2] == [False, False]  # a cut first: might have been a bunch
+    assert outcomes[-1] is True  # still refused at the lower rate: the quota is spent
+    assert governor.waits()
+
+
+async def test_echoes_of_a_bunch_cut_once() -> None:
+    governor = Governor(100.0)
+    for _ in range(20):
+        await request(governor, "chat", 0.0)
+    permits = [await governor.admit("chat") for _ in range(6)]  # all sent before the news
+    await anyio.sleep(0.1)
+    permits[0].settle(rejected(1.0))
+    cut = governor.rate
+    assert cut < 100.0
+    for permit in permits[1:]:
+        assert not permit.settle(rejected(1.0))
+    assert governor.rate == cut  # one cut, not six
+    assert governor.waits() == []
+
+
+# -- per-interface limits -----------------------------------------------------------------------
+
+
+async def test_rejections_on_one_endpoint_slow_only_that_endpoint() -> None:
+    governor = Governor(100.0, max_in_flight=32)
+
+    async def served(endpoint: str, count: int) -> None:
+        for _ in range(count):
+            await request(governor, endpoint, 0.1)
+
+    async def chat(count: int) -> None:  # about 40 asked a second, every other one refused
+        for number in range(count):
+            await anyio.sleep(0.05)
+            await request(governor, "chat", 0.1, rejected(1.0) if number % 2 else None)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(served, "access", 30)
+        for _ in range(2):
+            tg.start_soon(chat, 10)
+    pace = governor.endpoint_rate("chat")
+    assert pace is not None and pace < 40.0  # chat has a pace of its own now
+    assert governor.rate >= 60.0  # the account (and access): trimmed by the first two at most
+    assert governor.endpoint_rate("access") == 1000.0  # max_rate: no pace of its own
+
+
+async def sim_harvest(
+    sim: Simulator, *, concurrency: int = 32, **options: Any
+) -> tuple[HarvestReport, float, Harvester]:
+    spec = sim.dataset.spec
+    window = Window(spec.window_start, datetime(2026, 11, 1 + spec.window_days))
+    async with CollectClient(
+        DEMO_USERID,
+        DEMO_API_KEY,
+        base_url="http://sim",
+        transport=sim.transport(),
+        max_concurrency=concurrency,
+        retry=RetryPolicy(max_attempts=10),
+    ) as client:
+        harvester = Harvester(client, window=window, concurrency=concurrency, **options)
+        started = anyio.current_time()
+        report = await harvester.run(MemorySink())
+        return report, anyio.current_time() - started, harvester
+
+
+def spec(lives: int) -> DatasetSpec:
+    return DatasetSpec(lives=lives, huge_every=0, window_start=datetime(2026, 11, 1))
+
+
+async def test_a_per_interface_limit_is_learnt_and_the_rest_keep_their_pace() -> None:
+    # 10/s on chat only, 100/s for the account: chat sets the pace of the harvest, and the
+    # other kinds must not be held to it (they finish long before the chat units).
+    config = SimConfig(latency=0.1, rate=100, burst=10, path_rates={CHAT: (10, 5)})
+    sim = Simulator(spec(80), config)
+    report, duration, harvester = await sim_harvest(sim, rate=100)
+    assert report.complete and not report.failures
+    bound = sim.stats.by_path[CHAT] / 10.0  # what the limits allow
+    assert duration <= bound / 0.9
+    assert sim.stats.rate_limited <= 0.05 * sim.stats.requests
+    chat = harvester.rate_limiter.endpoint_rate("chat")
+    assert chat is not None and chat < 15
+    assert harvester.rate_limiter.endpoint_rate("vote") == 1000.0  # no pace of its own
+
+
+# -- slow start and an unknown limit -------------------------------------------------------------
+
+
+async def test_not_told_a_rate_it_doubles_per_round_trip_to_the_latency_bound() -> None:
+    sim = Simulator(spec(60), SimConfig(latency=0.1))
+    report, _, _ = await sim_harvest(sim, kinds="chat,access,vote,answercard,rollcall")
+    assert report.complete
+    arrivals = sim.stats.per_100ms(sim.stats.arrivals)
+    # 32 in flight at 100 ms round trips: 32 per 100 ms, reached within about a second
+    # (the first round trip lists the lives), doubling on the way.
+    assert arrivals[1:6] == sorted(arrivals[1:6])
+    assert max(arrivals[:9]) == 32
+
+
+async def test_an_unknown_limit_is_found_with_few_rejections() -> None:
+    sim = Simulator(spec(60), SimConfig(latency=0.1, rate=30, burst=10))
+    report, duration, harvester = await sim_harvest(sim, concurrency=8)
+    assert report.complete
+    assert sim.stats.rate_limited <= 0.05 * sim.stats.requests
+    assert (sim.stats.ok / 30.0) / duration >= 0.8
+    assert 20 <= harvester.rate_limiter.rate <= 40
+
+
+async def test_a_refusal_at_the_told_rate_costs_the_refused_request_only() -> None:
+    # Replies that take 100-150 ms reach the bucket unevenly: now and then a few at once,
+    # and one is turned away however evenly the client sends.
+    config = SimConfig(latency=0.1, jitter=0.05, rate=100, burst=5)
+    sim = Simulator(spec(120), config)
+    report, duration, harvester = await sim_harvest(sim, rate=100)
+    assert report.complete and not report.failures
+    assert 1 <= sim.stats.rate_limited <= 0.01 * sim.stats.requests
+    # The refused request waits its Retry-After (1 s: the harvest may end waiting for
+    # it); nobody else does. Pausing everyone for each refusal cost a second apiece.
+    ideal = sim.stats.ok / 100.0
+    assert duration <= ideal + 1.0 + 0.05 * ideal
+    assert harvester.rate_limiter.rate == 100.0  # back at the told rate
+
+
+async def test_stalls_of_the_server_are_counted_and_lost_only_once() -> None:
+    config = SimConfig(latency=0.1, rate=100, burst=10, stall=0.005, stall_live=0.05, block=jump)
+    sim = Simulator(spec(60), config)
+    report, duration, _ = await sim_harvest(sim, rate=100)
+    assert report.complete and not report.failures
+    assert sim.stats.stalls >= 2
+    # On one virtual clock a stall freezes the client too: it costs its own length.
+    ideal = sim.stats.ok / 100.0 + sim.stats.stalled
+    assert duration <= ideal + 1.0 + 0.05 * ideal
+
+
+async def test_a_per_minute_quota_waits_and_shows_it_and_nothing_fails() -> None:
+    # 30 requests, then 3 a second, and a 429 that says "come back in 20 s".
+    sim = Simulator(spec(20), SimConfig(latency=0.1, rate=3, burst=30, retry_after=20))
+    seen: list[Progress] = []
+
+    async def watch(harvester: Harvester) -> None:
+        while True:
+            await anyio.sleep(1.0)
+            seen.append(harvester.progress())
+
+    spec_ = sim.dataset.spec
+    window = Window(spec_.window_start, datetime(2026, 11, 1 + spec_.window_days))
+    async with CollectClient(
+        DEMO_USERID,
+        DEMO_API_KEY,
+        base_url="http://sim",
+        transport=sim.transport(),
+        max_concurrency=8,
+    ) as client:
+        harvester = Harvester(client, window=window, concurrency=8)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, harvester)
+            report = await harvester.run(MemorySink())
+            tg.cancel_scope.cancel()
+    assert report.complete and not report.failures
+    waits = [p.server_waits for p in seen if p.server_waits]
+    assert waits and all(0 < seconds <= 20 for w in waits for seconds in w.values())
+    phrase = server_wait_phrase(next(p for p in seen if p.server_waits))
+    assert phrase is not None and phrase.startswith("server rate limit: resuming in ")
+    # Waiting, not hammering: a few refusals per quota window, not one per request.
+    assert sim.stats.rate_limited <= 0.25 * sim.stats.ok
+
+
+# -- the in-flight cap follows the round trip ----------------------------------------------------
+
+
+async def test_the_in_flight_cap_follows_rate_times_round_trip() -> None:
+    governor = Governor(100.0, max_in_flight=64)
+    assert governor.in_flight_cap == 64  # no round trip seen yet
+    for _ in range(30):
+        await request(governor, "chat", 0.1)
+    assert governor.round_trip == pytest.approx(0.1)
+    assert governor.in_flight_cap == 16  # 100/s x 0.1 s x 1.5 headroom, + 1
+    for _ in range(60):
+        await request(governor, "chat", 0.3)
+    assert governor.round_trip == pytest.approx(0.3, rel=0.01)
+    assert governor.in_flight_cap == 46
+    for _ in range(60):
+        await request(governor, "chat", 2.0)
+    assert governor.in_flight_cap == 64  # never above the concurrency setting
+
+
+async def test_requests_beyond_the_cap_wait_for_a_reply() -> None:
+    governor = Governor(100.0, max_in_flight=64)
+    for _ in range(30):
+        await request(governor, "chat", 0.1)
+    cap = governor.in_flight_cap
+    permits = []
+    with anyio.move_on_after(5.0):
+        while True:
+            permits.append(await governor.admit("chat"))
+    assert len(permits) == cap  # the pace would have let 500 through in 5 s
+    for permit in permits:
+        permit.release()
+
+
+# -- cancelled waiters ---------------------------------------------------------------------------
+
+
+async def test_a_cancelled_waiter_of_the_governor_gives_its_slot_back() -> None:
+    governor = Governor(10.0)
+    admitted: list[Any] = []
+
+    async def waiter() -> None:
+        admitted.append(await governor.admit("chat"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(200):
+            tg.start_soon(waiter)
+        await anyio.sleep(0.25)
+        tg.cancel_scope.cancel()
+    assert len(admitted) == 3
+    start = anyio.current_time()
+    await governor.admit("chat")
+    assert anyio.current_time() - start == pytest.approx(0.05, abs=1e-6)
+
+
+# -- the request path --------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def mocked(router: respx.Router, **options: Any) -> AsyncIterator[CollectClient]:
+    async with CollectClient(
+        DEMO_USERID,
+        DEMO_API_KEY,
+        base_url="https://ccapi.csslcloud.net",
+        transport=httpx.MockTransport(router.async_handler),
+        **options,
+    ) as client:
+        yield client
+
+
+def quota_then_ok(router: respx.Router, refusals: int) -> respx.Route:
+    ok = httpx.Response(200, json={"result": "OK", "data": {"livecount": 1}, "error_msg": ""})
+    spent = httpx.Response(429, headers={"Retry-After": "30"}, json={"result": "FAIL"})
+    route = router.get("/collect/live/usercount/")
+    route.side_effect = [spent] * refusals + [ok]
+    return route
+
+
+@pytest.mark.parametrize(
+    ("make", "succeeds"),
+    [(lambda: Governor(10.0), True), (lambda: RateLimiter(10.0), False)],
+)
+async def test_an_attempt_refused_by_a_spent_quota_costs_no_attempt(
+    make: Callable[[], Any], succeeds: bool
+) -> None:
+    router = respx.Router(base_url="https://ccapi.csslcloud.net", assert_all_called=False)
+    route = quota_then_ok(router, 5)
+    async with mocked(router, rate_limiter=make(), retry=RetryPolicy(max_attempts=3)) as client:
+        if succeeds:
+            assert (await client.user_count("L1")).livecount == 1
+            assert route.call_count == 6
+        else:  # a plain token bucket knows no quota: three refusals fail the call
+            with pytest.raises(RateLimitedError):
+                await client.user_count("L1")
+            assert route.call_count == 3
+
+
+# -- the progress display ------------------------------------------------------------------------
+
+
+def progress(**waits: float) -> Progress:
+    return Progress(
+        lives=1,
+        units_total=5,
+        units_done=1,
+        units_failed=0,
+        records=10,
+        requests=12,
+        retries=1,
+        rate_limited=1,
+        request_rate=2.0,
+        elapsed=3.0,
+        planning_done=True,
+        server_waits={"" if name == "account" else name: s for name, s in waits.items()},
+    )
+
+
+def test_the_wait_is_said_in_words() -> None:
+    assert server_wait_phrase(progress()) is None
+    assert server_wait_phrase(progress(account=41.2)) == "server rate limit: resuming in 42 s"
+    assert server_wait_phrase(progress(chat=3.0)) == "server rate limit on chat: resuming in 3 s"
+
+
+def test_a_log_line_comes_as_soon_as_a_wait_begins() -> None:
+    import io
+
+    out = io.StringIO()
+    view = LogProgress(out, every=3600.0)
+    view.update(progress(), 0)
+    assert out.getvalue() == ""
+    view.update(progress(account=60.0), 0)
+    assert out.getvalue().rstrip().endswith("server rate limit: resuming in 60 s")
+    view.update(progress(account=59.0), 0)  # the same wait: no new line
+    assert out.getvalue().count("\n") == 1
