@@ -280,7 +280,7 @@ class CollectClient:
 
         # An explicit 0 must reach validation (and be refused), not become the default.
         size = length if length is not None else paging.max_length or 100
-        return Paginated(fetch, fetch_raw, page=page, length=size)
+        return Paginated(fetch, fetch_raw, page=page, length=size, endpoint=name)
 
     async def _request(
         self,

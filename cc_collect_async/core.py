@@ -298,18 +298,13 @@ class Requester:
                 out_of_time = elapsed + delay > self.retry.max_elapsed
                 if not exc.retryable or counted >= self.retry.max_attempts or out_of_time:
                     self.stats.failures += 1
-                    logger.warning("%s failed after %d attempt(s): %s", endpoint.name, attempt, exc)
+                    # The error's text names the endpoint and status: said once per line.
+                    logger.warning("failed after %d attempt(s): %s", attempt, exc)
                     if hooks is not None:
                         self._observe_call(hooks, endpoint, attempt, started, type(exc).__name__)
                     raise
                 self.stats.retries += 1
-                logger.info(
-                    "%s attempt %d failed (%s); retrying in %.2fs",
-                    endpoint.name,
-                    attempt,
-                    exc,
-                    delay,
-                )
+                logger.info("attempt %d failed: %s; retrying in %.2fs", attempt, exc, delay)
                 await self._sleep(delay)
                 continue
             if hooks is not None:

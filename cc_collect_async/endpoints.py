@@ -93,10 +93,16 @@ def _records(items: object) -> list[dict[str, Any]]:
         return []
     if not isinstance(items, list):
         raise DecodeError(f"reply data is not a list but {type(items).__name__}")
-    for item in items:
-        if type(item) is not dict:
-            raise DecodeError(f"reply data holds a {type(item).__name__}, not a record object")
+    # The set of the items' types, made in C: a Python loop over every record of every
+    # page cost more than a tenth of orjson's decoding of the page.
+    kinds = set(map(type, items))
+    if kinds and kinds != _DICT:
+        odd = next(k for k in kinds if k is not dict)
+        raise DecodeError(f"reply data holds a {odd.__name__}, not a record object")
     return items
+
+
+_DICT = {dict}
 
 
 def read_records(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:

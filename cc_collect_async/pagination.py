@@ -72,8 +72,11 @@ def typed_page(raw: RawPage, model: type[T]) -> Page[T]:
     )
 
 
-async def walk_pages(fetch: FetchPage[P], *, page: int = 1, length: int) -> AsyncIterator[P]:
-    """Yield ``page`` and every later page once, in order, items de-overlapped."""
+async def walk_pages(
+    fetch: FetchPage[P], *, page: int = 1, length: int, endpoint: str | None = None
+) -> AsyncIterator[P]:
+    """Yield ``page`` and every later page once, in order, items de-overlapped (``endpoint``
+    names the endpoint in the error of a walk that cannot align)."""
     skip = 0
     realignments = 0
     while True:
@@ -89,7 +92,9 @@ async def walk_pages(fetch: FetchPage[P], *, page: int = 1, length: int) -> Asyn
             if aligned_page + 1 != page:
                 realignments += 1
                 if realignments > _MAX_REALIGNMENTS:
-                    raise DecodeError("the server keeps changing its page length")
+                    raise DecodeError(
+                        "the server keeps changing its page length", endpoint=endpoint
+                    )
                 page = aligned_page + 1
                 continue
         if skip:
@@ -117,7 +122,9 @@ class Paginated(Generic[T]):
         *,
         page: int,
         length: int,
+        endpoint: str | None = None,
     ) -> None:
+        self._endpoint = endpoint
         self._fetch = fetch
         self._fetch_raw = fetch_raw
         self._page = page
@@ -128,11 +135,15 @@ class Paginated(Generic[T]):
 
     def raw_pages(self) -> AsyncIterator[RawPage]:
         """Every page as wire dicts, for lossless export."""
-        return walk_pages(self._fetch_raw, page=self._page, length=self._length)
+        return walk_pages(
+            self._fetch_raw, page=self._page, length=self._length, endpoint=self._endpoint
+        )
 
     def pages(self) -> AsyncIterator[Page[T]]:
         """Every page, typed."""
-        return walk_pages(self._fetch, page=self._page, length=self._length)
+        return walk_pages(
+            self._fetch, page=self._page, length=self._length, endpoint=self._endpoint
+        )
 
     async def _items(self) -> AsyncIterator[T]:
         async for page in self.pages():

@@ -157,7 +157,7 @@ async def test_dropped_truncated_and_failed_replies_are_retried_to_success(
                 assert len(chat) == len(sim.dataset.records(live.liveid, "chat"))
                 access = await client.access_records(live.roomid, live.liveid)
                 assert len(access) == len(sim.dataset.records(live.liveid, "access"))
-            retries = client.requester.stats.retries
+            retries = client.stats.retries
     assert set(sim.stats.faults) == {"drop", "truncate", "http503"}
     assert retries == sim.stats.total_faults
 

@@ -132,7 +132,7 @@ async def test_error_mapping(
     async with make_client(retry=RetryPolicy(max_attempts=MAX_ATTEMPTS)) as client:
         with pytest.raises(CollectError) as info:
             await client.user_count("L1")
-        stats = client.requester.stats
+        stats = client.stats
     exc = info.value
     assert type(exc) is case.error
     assert exc.retryable is case.retryable
@@ -325,7 +325,7 @@ async def test_transient_failures_then_success(
     )
     async with make_client(retry=RetryPolicy(max_attempts=5)) as client:
         result = await client.user_count("L1")
-        stats = client.requester.stats
+        stats = client.stats
     assert result.livecount == 5
     assert route.call_count == 5
     assert len(fake_time.sleeps) == 4

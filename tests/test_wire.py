@@ -235,3 +235,45 @@ async def test_integers_beyond_64_bits_survive_exactly(engine: str) -> None:
             (typed,) = await client.chat_records("R1", "L1")
     assert type(raw["id"]) is int and raw["id"] == BIG
     assert typed.id == BIG
+
+
+@ENGINES
+@pytest.mark.anyio
+async def test_a_harvests_manifest_never_holds_the_signed_query(engine: str, tmp_path: Any) -> None:
+    """The failure reason a unit leaves in manifest.json is the error's text: scrubbed too."""
+    from cc_collect_async.harvest.outdir import DirectorySink, HarvestRequest
+
+    request = HarvestRequest(kinds=("chat",), lives=[("R1", "L1")])
+    with raw_server(bad_status_line) as server:
+        async with client_of(server, engine) as client:
+            with DirectorySink(tmp_path, request) as sink:
+                harvester = Harvester(
+                    client,
+                    lives=request.lives,
+                    kinds=request.kinds,
+                    rate=1000,
+                    retry=RetryPolicy(max_attempts=2, initial_backoff=0.01, jitter=0.0),
+                )
+                await harvester.run(sink)
+    manifest = (tmp_path / "manifest.json").read_text(encoding="utf-8")
+    assert "abc" in manifest, "the reason names what was wrong"
+    assert "hash=" not in manifest and "time=" not in manifest
+    assert not [s for s in signed_parts(server) if s in manifest]
+
+
+@ENGINES
+@pytest.mark.anyio
+async def test_the_signed_url_reaches_the_server_byte_for_byte(engine: str) -> None:
+    """``' ( ) * !`` are signed as ``%27 %28 %29 %2A %21``; an engine that re-quoted the URL
+    would send them bare, and the server would check the hash against another query."""
+    from conftest import check_signed_query
+
+    with raw_server(respond(ENVELOPE)) as server:
+        async with client_of(server, engine) as client:
+            await client.user_count("it's (a) *live*!")
+    (head,) = server.heads
+    target = head.split(b" ")[1].decode("ascii")
+    query = target.partition("?")[2]
+    assert "liveid=it%27s+%28a%29+%2Alive%2A%21" in query
+    params, _ = check_signed_query(query, API_KEY)
+    assert params["liveid"] == "it's (a) *live*!"
