@@ -162,7 +162,7 @@ class CollectClient:
         return type(self)(
             requester.userid,
             self._api_key.reveal(),
-            base_url=requester.base_url,
+            base_url=self.base_url,
             retry=retry or requester.retry,
             rate_limiter=rate_limiter if rate_limiter is not None else requester.rate_limiter,
             endpoint_limiters=(
@@ -191,6 +191,11 @@ class CollectClient:
         return self.requester.userid
 
     @property
+    def base_url(self) -> str:
+        """The server's base URL, without a trailing slash."""
+        return self.requester.base_url
+
+    @property
     def max_concurrency(self) -> int:
         """Requests in flight at most (also the size of the connection pool)."""
         return self.requester.max_concurrency
@@ -213,7 +218,7 @@ class CollectClient:
         return self._sender.timeout
 
     def __repr__(self) -> str:
-        return f"CollectClient(userid={self.userid!r}, base_url={self.requester.base_url!r})"
+        return f"CollectClient(userid={self.userid!r}, base_url={self.base_url!r})"
 
     async def __aenter__(self) -> CollectClient:
         return self

@@ -111,7 +111,7 @@ async def sync(
         sink = DatabaseSink(
             backend,
             account=client.userid,
-            base_url=str(client.requester.base_url),
+            base_url=client.base_url,
             group_seconds=group_seconds,
             settle=settle,
             clock=now,

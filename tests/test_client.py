@@ -1,0 +1,82 @@
+"""CollectClient's own surface: the read-only properties the harvest and the benchmarks read,
+the engine chosen once, and derived clients built by the constructor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import sniffio
+
+from cc_collect_async import CollectClient, RateLimiter, RetryPolicy
+
+USER_COUNT = {"result": "OK", "data": {"livecount": 7}}
+
+
+def _mock() -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(200, json=USER_COUNT))
+
+
+@pytest.mark.anyio
+async def test_the_engine_is_chosen_once_by_the_running_loop() -> None:
+    async with CollectClient("U", "K", max_concurrency=3) as client:
+        # Built inside a loop: "auto" already knows (aiohttp runs on asyncio only).
+        expected = "aiohttp" if sniffio.current_async_library() == "asyncio" else "httpx"
+        assert client.engine == expected
+    async with CollectClient("U", "K", http_backend="httpx") as client:
+        assert client.engine == "httpx"
+    async with CollectClient("U", "K", transport=_mock()) as client:
+        assert client.engine == "httpx"
+        assert (await client.user_count("L1")).livecount == 7
+
+
+def test_auto_built_outside_a_loop_waits_for_its_first_request() -> None:
+    assert CollectClient("U", "K").engine is None
+
+
+def test_a_bad_backend_or_timeout_is_refused_when_the_client_is_built() -> None:
+    with pytest.raises(ValueError, match="http_backend"):
+        CollectClient("U", "K", http_backend="curl")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        CollectClient("U", "K", timeout=0)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        CollectClient("U", "K", max_concurrency=0)
+
+
+@pytest.mark.anyio
+async def test_read_only_properties() -> None:
+    async with CollectClient(
+        "U", "K", base_url="http://example.test/", transport=_mock(), max_concurrency=5, timeout=9
+    ) as client:
+        await client.user_count("L1")
+        assert (client.max_concurrency, client.timeout) == (5, 9.0)
+        assert client.base_url == "http://example.test"
+        assert (client.stats.calls, client.stats.requests) == (1, 1)
+        for name in ("max_concurrency", "timeout", "base_url", "stats", "engine"):
+            with pytest.raises(AttributeError):
+                setattr(client, name, None)
+
+
+class _Counting(CollectClient):
+    """A subclass whose constructor does more: a derived client must run it too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.built_here = True
+
+
+@pytest.mark.anyio
+async def test_with_options_builds_a_whole_client_sharing_the_pool() -> None:
+    limiter = RateLimiter(1000)
+    async with _Counting("U", "K", transport=_mock(), timeout=5) as client:
+        derived = client.with_options(
+            rate_limiter=limiter, max_concurrency=2, retry=RetryPolicy.never()
+        )
+        assert type(derived) is _Counting and derived.built_here
+        assert (derived.max_concurrency, derived.timeout, derived.userid) == (2, 5.0, "U")
+        assert derived.requester.rate_limiter is limiter
+        assert (await derived.user_count("L1")).livecount == 7
+        assert (derived.stats.requests, client.stats.requests) == (1, 0), "counters of its own"
+        await derived.aclose()  # does not close the shared pool
+        assert (await client.user_count("L1")).livecount == 7
