@@ -3,6 +3,22 @@
 Table-driven over a real client whose wire is a respx router: each row is one server
 behaviour, repeated on every attempt, and the error class, retry flag, number of requests
 and the context the error must carry.
+
+The README's "Errors" section, claim by claim, and the test that holds it:
+
+- every failure is a CollectError with endpoint, status, vendor_message, params, attempts
+  and retryable: ``test_error_mapping`` (every row), ``test_rollcall_fail_envelope``;
+  params never hold the key or hash: ``test_error_params_never_hold_hash_or_time``;
+- each row of the table (class, cause, retried): ``test_error_mapping`` and
+  ``test_the_table_covers_every_error_class``; Retry-After honoured: the ``retry_after``
+  tests below; a wrong account id: the ``fail-userid-mismatch`` rows; refused before
+  sending: test_endpoints' ``test_missing_required_parameter_is_refused_before_sending``;
+  no complete reply within ``timeout``, a reply that is not HTTP: test_wire;
+- a record that does not fit its model is a retried DecodeError with its endpoint and
+  attempts: ``test_replies_that_do_not_fit_the_model_are_retried_decode_errors``;
+- the RetryPolicy defaults and fresh signatures per attempt: test_retry, test_thqs;
+- no signed query in error texts or logs: test_wire, test_secrets; the NullHandler:
+  ``test_the_library_logs_nowhere_unless_the_application_says_where``.
 """
 
 from __future__ import annotations
