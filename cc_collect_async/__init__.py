@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         TransportError,
     )
     from .governor import Governor
+    from .harvest.day import harvest_day
     from .instrumentation import (
         AttemptEvent,
         CacheEvent,
@@ -90,6 +91,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TransportError",
     ),
     "governor": ("Governor",),
+    "harvest.day": ("harvest_day",),
     "instrumentation": (
         "AttemptEvent",
         "CacheEvent",
@@ -170,6 +172,7 @@ __all__ = [
     "VoteRecord",
     "__version__",
     "converter",
+    "harvest_day",
     "parse_beijing_time",
     "structure",
 ]

@@ -1,5 +1,6 @@
 """The nightly harvest: every record of every kind for many lives at once."""
 
+from .day import harvest_day
 from .events import Batch, Progress, UnitResult
 from .filesystem import OutputError
 from .listing import list_lives
@@ -45,6 +46,7 @@ __all__ = [
     "UnitProblem",
     "UnitResult",
     "Window",
+    "harvest_day",
     "list_lives",
     "parse_kinds",
     "read_manifest",

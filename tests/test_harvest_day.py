@@ -1,0 +1,73 @@
+"""harvest_day: one Beijing-time day of one account into one resumable directory."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from cc_collect_async import CollectClient, RetryPolicy, harvest_day
+from cc_collect_async.harvest import read_records
+from cc_collect_async.harvest.outdir import DifferentHarvestError
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
+
+pytestmark = pytest.mark.anyio
+
+SPEC = DatasetSpec(lives=8, rooms=2, window_days=2, chat_per_live=8, access_per_live=8)
+DAY = date(2026, 11, 1)
+
+
+def client_of(sim: Simulator, **options: object) -> CollectClient:
+    return CollectClient(
+        DEMO_USERID,
+        DEMO_API_KEY,
+        base_url="http://sim",
+        transport=sim.transport(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_one_day_complete_then_nothing_to_do(tmp_path: Path) -> None:
+    sim = Simulator(SPEC)
+    out = tmp_path / DEMO_USERID / DAY.isoformat()
+    async with client_of(sim) as client:
+        manifest = await harvest_day(client, out, DAY, kinds=["chat", "access"])
+    truth = sim.truth(datetime(2026, 11, 1), datetime(2026, 11, 2))
+    assert 0 < len(truth.lives) < SPEC.lives  # the day holds some of the lives, not all
+    assert manifest["complete"] is True and manifest["lives"] == len(truth.lives)
+    assert manifest["request"]["window"]["since"] == "2026-11-01T00:00+08:00"
+    chat = list(read_records(out, "chat"))
+    assert len(chat) == len(truth.keys["chat"])
+
+    requests = sim.stats.requests
+    async with client_of(sim) as client:
+        again = await harvest_day(client, out, DAY, kinds=["chat", "access"])
+    assert sim.stats.requests == requests  # a finished directory costs no request
+    assert again["complete"] is True and again["records"] == manifest["records"]
+
+
+async def test_failed_units_are_fetched_by_the_next_call(tmp_path: Path) -> None:
+    flaky = Simulator(SPEC, SimConfig(fault_rate=0.5, fault_kinds=("http503",), fault_seed=8))
+    out = tmp_path / "day"
+    async with client_of(flaky, retry=RetryPolicy.never()) as client:
+        first = await harvest_day(client, out, DAY, kinds=["chat"])
+    assert first["complete"] is False and first["units"]["failed"] > 0
+    done_before = first["units"]["done"]
+
+    healthy = Simulator(SPEC)
+    async with client_of(healthy) as client:
+        second = await harvest_day(client, out, DAY, kinds=["chat"])
+    assert second["complete"] is True
+    fetched = healthy.stats.by_path.get("/collect/live/chat/record/", 0)
+    assert fetched == second["units"]["done"] - done_before  # only the missing units
+    truth = healthy.truth(datetime(2026, 11, 1), datetime(2026, 11, 2))
+    assert len(list(read_records(out, "chat"))) == len(truth.keys["chat"])
+
+
+async def test_a_directory_holding_another_harvest_is_refused(tmp_path: Path) -> None:
+    sim = Simulator(SPEC)
+    async with client_of(sim) as client:
+        await harvest_day(client, tmp_path, DAY, kinds=["chat"])
+        with pytest.raises(DifferentHarvestError):
+            await harvest_day(client, tmp_path, date(2026, 11, 2), kinds=["chat"])
