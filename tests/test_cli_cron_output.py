@@ -75,6 +75,7 @@ def test_json_log_format_prints_only_json_lines(
     assert fields["exit_code"] == 0 and fields["complete"] is True
     truth = sim.truth()
     assert fields["records"] == len(truth.keys["chat"]) + len(truth.keys["access"])
+    assert fields["kinds"]["chat"]["records"] == len(truth.keys["chat"])  # type: ignore[index]
     assert DEMO_API_KEY not in done.stderr
 
 

@@ -157,6 +157,10 @@ def _figures(options: HarvestOptions, sink: DirectorySink, duration: float) -> d
         "complete": bool(manifest.get("complete")),
         "records": int(manifest.get("records") or 0),
         "units": manifest.get("units") or {},
+        "kinds": {
+            kind: {key: counts.get(key) for key in ("units", "failed", "pages", "records")}
+            for kind, counts in (manifest.get("kinds") or {}).items()
+        },
         "requests": int(manifest.get("requests") or 0),
         "duration_seconds": round(duration, 3),
     }
