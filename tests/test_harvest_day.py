@@ -9,7 +9,7 @@ import pytest
 
 from cc_collect_async import CollectClient, RetryPolicy, harvest_day
 from cc_collect_async.harvest import read_records
-from cc_collect_async.harvest.outdir import DifferentHarvestError
+from cc_collect_async.harvest.manifest import DifferentHarvestError
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from ..client import CollectClient
-from .outdir import DirectorySink, HarvestRequest
+from .outdir import DirectorySink
 from .plan import DEFAULT_KINDS, Window
+from .request import HarvestRequest
 from .scheduler import Harvester
 
 __all__ = ["harvest_day"]
