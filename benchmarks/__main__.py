@@ -21,6 +21,7 @@ from . import (
     harvest_scaling,
     latency_bound_harvest,
     rate_bound_harvest,
+    rate_governor,
     speedup_over_naive_loops,
 )
 from .context import Context
@@ -30,6 +31,7 @@ SCENARIOS: dict[str, ModuleType] = {
     module.NAME: module
     for module in (
         rate_bound_harvest,
+        rate_governor,
         speedup_over_naive_loops,
         latency_bound_harvest,
         client_cpu_overhead,

@@ -98,7 +98,7 @@ def api_harvest(server: SimServer, label: str, **job: Any) -> Run:
     run.complete = result["complete"]
     run.engine = result["engine"]
     run.stopped = result["stopped"]
-    run.extra = {"final_rate": result["final_rate"], "failures": result["failures"]}
+    run.extra.update(final_rate=result["final_rate"], failures=result["failures"])
     return run
 
 
@@ -121,6 +121,11 @@ def _measured_child(
         cpu=result["cpu"],
         server_cpu=server_cpu,
         peak_rss_mb=result["peak_rss_mb"],
+        extra={
+            "arrivals": stats.get("arrivals_per_100ms", []),
+            "stalls": stats.get("stalls", 0),
+            "stalled": stats.get("stalled", 0.0),
+        },
     )
     return result, run
 
@@ -136,7 +141,12 @@ def cli_path() -> list[str] | None:
 
 
 def cli_harvest(
-    server: SimServer, label: str, args: Sequence[str], *, keep: Path | None = None
+    server: SimServer,
+    label: str,
+    args: Sequence[str],
+    *,
+    keep: Path | None = None,
+    quiet: bool = True,
 ) -> Run:
     """``cc-collect harvest`` writing JSON lines, as a user runs it; measured from outside.
 
@@ -159,7 +169,7 @@ def cli_harvest(
         str(out),
         "--format",
         "jsonl",
-        "--quiet",
+        *(["--quiet"] if quiet else []),
         "--json",
         *args,
     ]
@@ -198,7 +208,13 @@ def cli_harvest(
             peak_rss_mb=float(peak_file.read_text()),
             records=int(manifest.get("records") or 0),
             complete=bool(manifest.get("complete")),
-            extra={"out": str(out)},
+            extra={
+                "out": str(out),
+                "arrivals": stats.get("arrivals_per_100ms", []),
+                "stalls": stats.get("stalls", 0),
+                "failed": len(manifest.get("failures") or []),
+                "stderr": errors.decode(errors="replace"),
+            },
         )
     finally:
         if keep is None:

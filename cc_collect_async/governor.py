@@ -262,7 +262,7 @@ class Governor:
         *,
         burst: int = 1,
         initial_rate: float = 10.0,
-        max_rate: float = 1000.0,
+        max_rate: float = 10_000.0,
         floor: float = 0.5,
         endpoint_rates: Mapping[str, float] | None = None,
         max_in_flight: int | None = None,

@@ -125,7 +125,7 @@ async def test_rejections_on_one_endpoint_slow_only_that_endpoint() -> None:
     pace = governor.endpoint_rate("chat")
     assert pace is not None and pace < 40.0  # chat has a pace of its own now
     assert governor.rate >= 60.0  # the account (and access): trimmed by the first two at most
-    assert governor.endpoint_rate("access") == 1000.0  # max_rate: no pace of its own
+    assert governor.endpoint_rate("access") == 10_000.0  # max_rate: no pace of its own
 
 
 async def sim_harvest(
@@ -163,7 +163,7 @@ async def test_a_per_interface_limit_is_learnt_and_the_rest_keep_their_pace() ->
     assert sim.stats.rate_limited <= 0.05 * sim.stats.requests
     chat = harvester.rate_limiter.endpoint_rate("chat")
     assert chat is not None and chat < 15
-    assert harvester.rate_limiter.endpoint_rate("vote") == 1000.0  # no pace of its own
+    assert harvester.rate_limiter.endpoint_rate("vote") == 10_000.0  # max_rate: no pace of its own
 
 
 # -- slow start and an unknown limit -------------------------------------------------------------

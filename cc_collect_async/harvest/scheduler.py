@@ -182,7 +182,7 @@ class Harvester:
         rate: float | None = None,
         burst: int = 1,
         initial_rate: float = 10.0,
-        max_rate: float = 1000.0,
+        max_rate: float = 10_000.0,
         endpoint_rates: Mapping[str, float] | None = None,
         concurrency: int | None = None,
         retry: RetryPolicy | None = None,
