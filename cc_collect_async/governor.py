@@ -148,7 +148,7 @@ class _Lane:
         return self.limiter.rate
 
     def set_rate(self, rate: float, floor: float) -> None:
-        self.limiter._set_rate(min(self.ceiling, max(floor, rate)))
+        self.limiter.set_rate(min(self.ceiling, max(floor, rate)))
 
     def throughput(self, now: float, window: float) -> float | None:
         """Successes per second over the last ``window`` seconds, when enough to tell."""
@@ -452,7 +452,7 @@ class Governor:
             lane.last_change = now
             return
         elapsed = min(now - lane.last_change, 1.0)
-        if now - lane.limiter._last_wait > _BINDING:
+        if now - lane.limiter.last_wait > _BINDING:
             # Nobody waited for this pace lately: it is not what limits the traffic, and
             # raising it would let it drift far above anything the server has seen.
             lane.last_change = now
@@ -572,7 +572,7 @@ class Governor:
         until = now + seconds
         if until > lane.paused_until:
             lane.paused_until = until
-            lane.limiter._pause(seconds)
+            lane.limiter.pause(seconds)
         # Requests sent before the pause ends are echoes of the spent quota.
         lane.cut_at = until
         lane.last_change = until

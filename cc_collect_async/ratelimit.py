@@ -84,7 +84,13 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rate={self._rate:.3g}, burst={self._burst})"
 
-    def _set_rate(self, rate: float) -> None:
+    @property
+    def last_wait(self) -> float:
+        """When (anyio's clock) a caller last had to wait for the rate: it was binding."""
+        return self._last_wait
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate; the slots already reserved are re-timed if it moved much."""
         self._rate = rate
         if abs(rate / self._planned_rate - 1.0) > _REPLAN_CHANGE:
             self._replan()
@@ -168,9 +174,10 @@ class RateLimiter:
         """The server said "too fast": nobody sends again before ``retry_after`` has passed."""
         self.rate_limited += 1
         if retry_after:
-            self._pause(retry_after)
+            self.pause(retry_after)
 
-    def _pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
+        """Nobody passes for ``seconds``; the reserved slots move behind the pause."""
         until = anyio.current_time() + seconds
         if until > self._paused_until:
             self._paused_until = until
@@ -264,7 +271,7 @@ class AdaptiveRateLimiter(RateLimiter):
             growth = self.fast_increase
         else:
             growth = self.increase
-        self._set_rate(min(self.ceiling, self._rate * (1.0 + growth * elapsed)))
+        self.set_rate(min(self.ceiling, self._rate * (1.0 + growth * elapsed)))
 
     def on_rate_limited(self, retry_after: float | None = None) -> None:
         self.rate_limited += 1
@@ -284,8 +291,8 @@ class AdaptiveRateLimiter(RateLimiter):
         self._last_change = now
         through = self._throughput(now)
         self._limit_seen = min(self._rate, through) if through else self._rate
-        self._set_rate(max(self.floor, self._limit_seen * self.decrease))
+        self.set_rate(max(self.floor, self._limit_seen * self.decrease))
         if retry_after and since_cut < max(retry_after, 1.0):
-            self._pause(retry_after)  # the cut was not enough: everyone waits
+            self.pause(retry_after)  # the cut was not enough: everyone waits
             # No climb for the time nobody could send.
             self._last_change = max(now, self._paused_until)
