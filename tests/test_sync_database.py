@@ -27,7 +27,7 @@ from cc_collect_async.database import (
     sync,
 )
 from cc_collect_async.database.backend import Group
-from cc_collect_async.database.tables import KIND_TABLES, RowBuffer
+from cc_collect_async.database.tables import KIND_TABLES
 from cc_collect_async.harvest import ALL_KINDS, Harvester, Window
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
 
@@ -175,11 +175,9 @@ async def test_a_refetch_replaces_the_units_rows_whole_even_when_empty(database:
     table = KIND_TABLES["chat"]
 
     def commit(records: list[dict[str, Any]]) -> None:
-        buffer = RowBuffer(table)
-        from cc_collect_async.database.tables import row_maker
         from cc_collect_async.harvest import KINDS
 
-        row_maker(table, KINDS["chat"].page_keys)(buffer, "L1", "R1", records)
+        page = backend.page_rows(table, "L1", "R1", records, KINDS["chat"].page_keys)
         unit = (
             "L1",
             "chat",
@@ -194,7 +192,8 @@ async def test_a_refetch_replaces_the_units_rows_whole_even_when_empty(database:
             "run",
             False,
         )
-        backend.commit(Group(units=[unit], rows={"chat": buffer}, replaced={"chat": ["L1"]}))
+        rows = {"chat": [page]} if records else {}
+        backend.commit(Group(units=[unit], rows=rows, replaced={"chat": ["L1"]}))
 
     try:
         commit([{"id": 1, "content": "a\x00b"}, {"id": 2, "content": "two"}])

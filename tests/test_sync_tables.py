@@ -9,15 +9,9 @@ import pytest
 
 from cc_collect_async.beijing import BEIJING
 from cc_collect_async.database import DatabaseUsageError, parse_target, plan_sync
+from cc_collect_async.database.arrow_rows import page_batch
 from cc_collect_async.database.backend import SyncState
-from cc_collect_async.database.tables import (
-    KIND_TABLES,
-    RowBuffer,
-    record_key_text,
-    row_maker,
-    storable,
-    wire_time,
-)
+from cc_collect_async.database.tables import KIND_TABLES, record_key_text, storable, wire_time
 from cc_collect_async.harvest import KINDS
 
 
@@ -51,10 +45,9 @@ def test_a_lone_surrogate_becomes_a_replacement_character_and_nothing_else_chang
 
 
 def _row(kind: str, record: dict[str, object]) -> dict[str, object]:
-    table = KIND_TABLES[kind]
-    buffer = RowBuffer(table)
-    row_maker(table, KINDS[kind].page_keys)(buffer, "L1", "R1", [record])
-    return dict(zip(table.column_names, next(iter(buffer.rows())), strict=True))
+    batch = page_batch(KIND_TABLES[kind], "L1", "R1", [record], KINDS[kind].page_keys)
+    (row,) = batch.to_pylist()
+    return dict(row)
 
 
 def test_rows_type_the_main_fields_and_keep_the_record_as_received() -> None:
@@ -65,7 +58,7 @@ def test_rows_type_the_main_fields_and_keep_the_record_as_received() -> None:
     row = _row("vote", record)
     assert row["liveid"] == "L1" and row["roomid"] == "R1" and row["record_key"] == "V9"
     assert row["vote_id"] == "V9" and row["style"] == 1 and row["replies"] == 2
-    assert row["publish_time"] == datetime(2026, 11, 1, 10, tzinfo=BEIJING)
+    assert row["publish_time"] == datetime(2026, 11, 1, 2, tzinfo=timezone.utc)
     assert row["title"] is None
     assert row["raw"] == (
         '{"publish_data":{"vote_id":"V9","style":1,"publish_time":"2026-11-01 10:00:00 "},'

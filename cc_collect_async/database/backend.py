@@ -11,16 +11,17 @@ PostgreSQL).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from .arrow_rows import page_batch
 from .ddl import COLUMNS, LIVES, META, RUNS, SCHEMA_VERSION, UNITS, WATERMARKS, SqlDialect, quote
 from .errors import NotADatabaseError, SchemaVersionError
-from .tables import KIND_TABLES, RowBuffer
+from .tables import KIND_TABLES, KindTable
 from .target import DatabaseTarget
 
 __all__ = ["Backend", "ConnectionLostError", "Group", "RunFinish", "RunStart", "SyncState"]
@@ -62,15 +63,12 @@ class Group:
 
     lives: list[tuple[Any, ...]] = attrs.field(factory=list)
     units: list[tuple[Any, ...]] = attrs.field(factory=list)
-    rows: dict[str, RowBuffer] = attrs.field(factory=dict)
+    #: Each kind's rows, page by page, as the backend's ``page_rows`` made them.
+    rows: dict[str, list[Any]] = attrs.field(factory=dict)
     replaced: dict[str, list[str]] = attrs.field(factory=dict)
     finish: RunFinish | None = None
     #: Set by the thread that committed it.
     committed: bool = False
-
-    @property
-    def row_count(self) -> int:
-        return sum(len(buffer) for buffer in self.rows.values())
 
     def __bool__(self) -> bool:
         return bool(self.lives or self.units or self.finish)
@@ -135,8 +133,21 @@ class Backend(abc.ABC):
     def delete_lives(self, table: str, liveids: list[str]) -> None: ...
 
     @abc.abstractmethod
-    def load(self, table: str, buffer: RowBuffer) -> None:
-        """Append the buffer's rows to ``table`` (the backend's bulk path)."""
+    def load(self, table: KindTable, batches: list[Any]) -> None:
+        """Append the Arrow record batches to ``table`` (the backend's bulk path)."""
+
+    def page_rows(
+        self,
+        table: KindTable,
+        liveid: str,
+        roomid: str,
+        records: Sequence[Any],
+        key_of: Callable[[Sequence[Any]], list[Hashable]],
+    ) -> Any:
+        """One page of records in the form :meth:`load` takes (built in the event loop's
+        thread, so it must be cheap): fully typed Arrow rows unless a backend types them
+        itself."""
+        return page_batch(table, liveid, roomid, records, key_of)
 
     @abc.abstractmethod
     def table_names(self) -> set[str]:
@@ -250,14 +261,34 @@ class Backend(abc.ABC):
                 self.upsert(LIVES, COLUMNS[LIVES], group.lives, keep=("first_seen",))
             for kind, liveids in group.replaced.items():
                 table = KIND_TABLES[kind]
-                self.delete_lives(table.name, liveids)
-                buffer = group.rows.get(kind)
-                if buffer is not None and len(buffer):
-                    self.load(table.name, buffer)
+                stored = self._stored(kind, liveids)
+                if stored:
+                    self.delete_lives(table.name, stored)
+                batches = group.rows.get(kind)
+                if batches:
+                    self.load(table, batches)
             if group.units:
                 self.upsert(UNITS, COLUMNS[UNITS], group.units, keep=())
             if group.finish is not None:
                 self._finish(group.finish)
+
+    def _stored(self, kind: str, liveids: list[str]) -> list[str]:
+        """The lives among ``liveids`` with rows of ``kind`` to replace: those whose unit
+        was committed before (rows and unit row commit together). Looked up through
+        ``cc_units``' key, so a first sync does not scan a kind's table once per group."""
+        found: list[str] = []
+        for start in range(0, len(liveids), 500):
+            chunk = liveids[start : start + 500]
+            marks = self.dialect.params(len(chunk))
+            found += [
+                str(liveid)
+                for (liveid,) in self.execute(
+                    f"SELECT liveid FROM {self.name(UNITS)} "
+                    f"WHERE kind = {self.dialect.param} AND liveid IN ({marks})",
+                    (kind, *chunk),
+                )
+            ]
+        return found
 
     def _finish(self, finish: RunFinish) -> None:
         p = self.dialect.param

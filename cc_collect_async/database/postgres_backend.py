@@ -18,10 +18,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .arrow_rows import table_of
 from .backend import KEYS, Backend, ConnectionLostError
 from .ddl import POSTGRES, quote
 from .errors import DatabaseBusyError, DatabaseError, DatabaseUsageError
-from .tables import KIND_TABLES, RowBuffer
+from .tables import KindTable
 from .target import DatabaseTarget
 
 __all__ = ["PostgresBackend"]
@@ -46,6 +47,18 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(text[0].split()) if text else type(exc).__name__
 
 
+def _csv_options() -> Any:
+    try:
+        import pyarrow.csv as csv
+    except ImportError:  # pragma: no cover - the postgres extra brings pyarrow
+        return None
+    # Quoting every value tells an empty string ("") from NULL (nothing) in PostgreSQL's CSV.
+    return csv.WriteOptions(include_header=False, quoting_style="all_valid")
+
+
+_CSV = _csv_options()
+
+
 def _clean_text(value: Any) -> Any:
     # PostgreSQL text cannot hold NUL; U+FFFD marks where it was (raw keeps it escaped).
     if type(value) is str and "\x00" in value:
@@ -61,7 +74,6 @@ class PostgresBackend(Backend):
         self._psycopg = _psycopg()
         self._connection: Any = None
         self._lock_key = ""
-        self._text_positions: dict[str, list[int]] = {}
 
     # -- connection -----------------------------------------------------------------------
 
@@ -155,26 +167,27 @@ class PostgresBackend(Backend):
 
     # -- bulk -----------------------------------------------------------------------------
 
-    def _texts(self, table: str) -> list[int]:
-        positions = self._text_positions.get(table)
-        if positions is None:
-            kind_table = next(t for t in KIND_TABLES.values() if t.name == table)
-            positions = [i for i, c in enumerate(kind_table.columns) if c.type == "text"]
-            self._text_positions[table] = positions
-        return positions
+    def load(self, table: KindTable, batches: list[Any]) -> None:
+        # CSV written by Arrow's C++ writer (the GIL released), not row by row in Python:
+        # this thread must leave the event loop's thread alone.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as csv
 
-    def load(self, table: str, buffer: RowBuffer) -> None:
-        names = ", ".join(quote(c.name) for c in buffer.table.columns)
-        columns = list(buffer.columns)
-        for position in self._texts(table):
-            values = columns[position]
-            if any(type(v) is str and "\x00" in v for v in values):
-                columns[position] = [_clean_text(v) for v in values]
+        rows = pa.Table.from_batches(batches, schema=table_of(table))
+        for position, column in enumerate(table.columns):
+            if column.type == "text":
+                # PostgreSQL text cannot hold NUL; U+FFFD marks where it was.
+                cleaned = pc.replace_substring(rows.column(position), "\x00", "\ufffd")
+                rows = rows.set_column(position, column.name, cleaned)
+        sink = pa.BufferOutputStream()
+        csv.write_csv(rows, sink, _CSV)
+        names = ", ".join(quote(c.name) for c in table.columns)
         with self._errors():
             cursor = self._connection.cursor()
-            with cursor.copy(f"COPY {self.name(table)} ({names}) FROM STDIN") as copy:
-                for row in zip(*columns, strict=True):
-                    copy.write_row(row)
+            statement = f"COPY {self.name(table.name)} ({names}) FROM STDIN WITH (FORMAT csv)"
+            with cursor.copy(statement) as copy:
+                copy.write(sink.getvalue().to_pybytes())
 
     def upsert(
         self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]

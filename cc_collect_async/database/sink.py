@@ -32,7 +32,7 @@ from ..json_codec import dumps
 from .backend import Backend, ConnectionLostError, Group, RunFinish, RunStart
 from .errors import DatabaseBusyError, DatabaseError
 from .open import open_backend
-from .tables import KIND_TABLES, RowBuffer, row_maker, storable, wire_time
+from .tables import KIND_TABLES, storable, wire_time
 from .target import DatabaseTarget, parse_target
 
 __all__ = ["DatabaseSink"]
@@ -78,7 +78,7 @@ class DatabaseSink:
         account: str,
         base_url: str = "",
         group_seconds: float = 1.0,
-        group_rows: int = 20_000,
+        group_rows: int = 10_000,
         settle: timedelta = timedelta(hours=3),
         clock: Clock | None = None,
         since: datetime | None = None,
@@ -110,14 +110,13 @@ class DatabaseSink:
         self.reconnects = 0
         self.report: HarvestReport | None = None
 
-        self._makers = {
-            kind: row_maker(table, KINDS[kind].page_keys) for kind, table in KIND_TABLES.items()
-        }
         self._lives: dict[str, tuple[Live, datetime]] = {}
-        self._open_units: dict[Unit, RowBuffer] = {}
+        #: Record batches of the units still being fetched.
+        self._open_units: dict[Unit, list[Any]] = {}
         self._group = Group()
         self._group_units = 0
         self._group_records = 0
+        self._group_rows = 0
         self._group_started = time.monotonic()
         self._outstanding: deque[tuple[Group, int, int]] = deque()
         self._limiter = anyio.CapacityLimiter(1)
@@ -192,25 +191,28 @@ class DatabaseSink:
 
     async def write(self, batch: Batch) -> None:
         unit = batch.unit
-        buffer = self._open_units.get(unit)
-        if buffer is None:
-            buffer = self._open_units[unit] = RowBuffer(KIND_TABLES[unit.kind])
-        self._makers[unit.kind](buffer, unit.live.liveid, unit.live.roomid, batch.records)
+        kind = unit.kind
+        assert self.backend is not None
+        made = self.backend.page_rows(
+            KIND_TABLES[kind],
+            unit.live.liveid,
+            unit.live.roomid,
+            batch.records,
+            KINDS[kind].page_keys,
+        )
+        self._open_units.setdefault(unit, []).append(made)
 
     async def unit_end(self, result: UnitResult) -> None:
         unit = result.unit
-        buffer = self._open_units.pop(unit, None)
+        batches = self._open_units.pop(unit, None)
         if not result.ok:
             return
         kind = unit.kind
         group = self._group
         group.replaced.setdefault(kind, []).append(unit.live.liveid)
-        if buffer is not None:
-            rows = group.rows.get(kind)
-            if rows is None:
-                group.rows[kind] = buffer
-            else:
-                rows.extend(buffer)
+        if batches:
+            group.rows.setdefault(kind, []).extend(batches)
+            self._group_rows += result.records
         group.units.append(self._unit_row(result))
         self._group_units += 1
         self._group_records += result.records
@@ -245,13 +247,13 @@ class DatabaseSink:
             return False
         return (
             time.monotonic() - self._group_started >= self.group_seconds
-            or group.row_count >= self.group_rows
+            or self._group_rows >= self.group_rows
         )
 
     def _take_group(self) -> tuple[Group, int, int]:
         taken = (self._group, self._group_units, self._group_records)
         self._group = Group()
-        self._group_units = self._group_records = 0
+        self._group_units = self._group_records = self._group_rows = 0
         self._group_started = time.monotonic()
         return taken
 

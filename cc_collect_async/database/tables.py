@@ -11,7 +11,7 @@ a time, an id beyond 64 bits) is stored as NULL there, and ``raw`` still holds i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -27,7 +27,8 @@ __all__ = [
     "Column",
     "ColumnType",
     "KindTable",
-    "RowBuffer",
+    "clean_text",
+    "raw_json",
     "record_key_text",
     "storable",
     "wire_time",
@@ -65,7 +66,7 @@ def wire_time(value: Any) -> datetime | None:
         return None
 
 
-def _text(value: Any) -> str | None:
+def text_value(value: Any) -> str | None:
     if value is None or type(value) is str:
         return value
     if isinstance(value, bool | int | float):
@@ -106,8 +107,8 @@ def _count(value: Any) -> int | None:
     return len(value) if isinstance(value, list) else None
 
 
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "text": _text,
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "text": text_value,
     "bigint": _whole(_INT64),
     "integer": _whole(_INT32),
     "double": _double,
@@ -129,23 +130,6 @@ class Column:
     type: ColumnType
     path: tuple[str, ...]
     count: bool = False
-
-    def extractor(self) -> Callable[[Mapping[str, Any]], Any]:
-        convert = _count if self.count else _CONVERTERS[self.type]
-        if len(self.path) == 1:
-            (field,) = self.path
-
-            def one(record: Mapping[str, Any]) -> Any:
-                return convert(record.get(field))
-
-            return one
-        outer, inner = self.path
-
-        def nested(record: Mapping[str, Any]) -> Any:
-            value = record.get(outer)
-            return convert(value.get(inner) if isinstance(value, Mapping) else None)
-
-        return nested
 
 
 def _c(name: str, type_: ColumnType = "text", path: str | None = None) -> Column:
@@ -267,6 +251,8 @@ def record_key_text(key: Any) -> str:
     (``["viewer", "2026-11-01 10:00:00 "]`` for access), exactly as received."""
     if type(key) is str:
         return key
+    if type(key) is int:
+        return str(key)
     if isinstance(key, tuple):
         key = list(key)
     return dumps(key).decode()
@@ -288,12 +274,20 @@ def _replace_surrogates(value: Any) -> Any:
     return value
 
 
-def storable(record: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    """The record and its JSON text, as a database can hold them.
+def raw_json(value: Any) -> bytes:
+    """A record's JSON text as a database can hold it.
 
     Neither DuckDB nor PostgreSQL stores a lone UTF-16 surrogate (valid JSON as an escape: a
     truncated emoji); such characters become U+FFFD. Everything else is kept as received.
     """
+    data = dumps(value)
+    if _ESCAPED_SURROGATE in data:
+        data = dumps(_replace_surrogates(value))
+    return data
+
+
+def storable(record: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The record (lone surrogates replaced) and its JSON text (see :func:`raw_json`)."""
     data = dumps(record)
     if _ESCAPED_SURROGATE in data:
         record = _replace_surrogates(record)
@@ -301,52 +295,7 @@ def storable(record: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     return record, data.decode()
 
 
-# -- rows of one kind, column by column ---------------------------------------------------
-
-
-class RowBuffer:
-    """Rows of one kind's table kept column by column (what Arrow and COPY want), for one
-    unit or for a whole group of units."""
-
-    __slots__ = ("columns", "table")
-
-    def __init__(self, table: KindTable) -> None:
-        self.table = table
-        self.columns: list[list[Any]] = [[] for _ in table.columns]
-
-    def __len__(self) -> int:
-        return len(self.columns[0])
-
-    def extend(self, other: RowBuffer) -> None:
-        for mine, theirs in zip(self.columns, other.columns, strict=True):
-            mine.extend(theirs)
-
-    def rows(self) -> Iterable[tuple[Any, ...]]:
-        return zip(*self.columns, strict=True)
-
-
-def row_maker(
-    table: KindTable, key_of: Callable[[Sequence[Mapping[str, Any]]], list[Any]]
-) -> Callable[[RowBuffer, str, str, list[dict[str, Any]]], None]:
-    """A function that appends a page of wire records of ``table``'s kind to a buffer.
-
-    ``key_of`` gives the page's natural keys (the harvest's ``Kind.page_keys``); the
-    extractors are built once per kind, not per record.
-    """
-    extractors = [column.extractor() for column in table.typed]
-    positions = range(3, 3 + len(extractors))
-
-    def append(buffer: RowBuffer, liveid: str, roomid: str, records: list[dict[str, Any]]) -> None:
-        columns = buffer.columns
-        count = len(records)
-        columns[0].extend([liveid] * count)
-        columns[1].extend([roomid] * count)
-        columns[2].extend(map(record_key_text, key_of(records)))
-        raws = columns[-1]
-        for record in records:
-            kept, raw = storable(record)
-            raws.append(raw)
-            for position, extract in zip(positions, extractors, strict=True):
-                columns[position].append(extract(kept))
-
-    return append
+def clean_text(value: Any) -> str | None:
+    """A text column's value from anything: lone surrogates replaced, non-text as text."""
+    text = text_value(value)
+    return None if text is None else _replace_surrogates(text)
