@@ -14,10 +14,11 @@ the cache serves its last value if it has one. Prometheus metrics are at ``/metr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -53,6 +54,35 @@ def _client(request: Request) -> CollectClient:
     return client
 
 
+T = TypeVar("T")
+
+
+async def _unless_gone(request: Request, work: Callable[[], Awaitable[T]]) -> T:
+    """``await work()``, cancelled when the visitor disconnects: a page nobody waits for
+    should not hold a request slot. If the call was the one fetching for other visitors of
+    the same live, one of them takes over (the cache's single-flight)."""
+    result: list[T] = []
+    failure: CollectError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            result.append(await work())
+        except CollectError as exc:  # raised after the group, not wrapped in a group
+            failure = exc
+        tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if not result:  # the visitor left: nobody reads this
+        raise HTTPException(status_code=499, detail="client closed request")
+    return result[0]
+
+
 def _http_error(exc: CollectError) -> HTTPException:
     # The vendor's message can name parameters; it never holds the API key.
     if isinstance(exc, InvalidRequestError):
@@ -65,9 +95,11 @@ async def live_summary(
     roomid: str, liveid: str, request: Request, refresh: bool = False
 ) -> dict[str, Any]:
     """A live's audience: viewers in total, per platform and per region."""
+    client = _client(request)
     try:
-        summary = await _client(request).summary(
-            roomid, liveid, cache="refresh" if refresh else True
+        summary = await _unless_gone(
+            request,
+            lambda: client.summary(roomid, liveid, cache="refresh" if refresh else True),
         )
     except CollectError as exc:
         raise _http_error(exc) from None

@@ -51,8 +51,13 @@ class WebApp:
 
 
 @pytest.fixture
-def web_app() -> Iterator[WebApp]:
-    vendor = SwitchableVendor(Simulator(SPEC, SimConfig(latency=0.3)))
+def latency() -> float:
+    return 0.3
+
+
+@pytest.fixture
+def web_app(latency: float) -> Iterator[WebApp]:
+    vendor = SwitchableVendor(Simulator(SPEC, SimConfig(latency=latency)))
     with serve(vendor) as sim_url:  # type: ignore[arg-type]
         # uvicorn gets an already listening socket, so the port is known before it starts.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -185,3 +190,54 @@ def test_a_failing_vendor_is_answered_from_the_cache(web_app: WebApp) -> None:
 
     uncached = httpx.get(f"{web_app.url}/lives/{other.roomid}/{other.liveid}/summary", timeout=30)
     assert uncached.status_code == 503  # nothing to fall back on
+
+
+async def _leader_gone(web_app: WebApp, url: str) -> list[httpx.Response]:
+    sim = web_app.vendor.sim
+    others: list[httpx.Response] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def joined() -> float:
+            scrape = (await http.get(f"{web_app.url}/metrics")).text
+            return _samples(scrape).get(
+                (
+                    "cc_collect_cache_lookups_total",
+                    (("endpoint", "summary"), ("outcome", "joined")),
+                ),
+                0.0,
+            )
+
+        async def other() -> None:
+            others.append(await http.get(url))
+
+        async with anyio.create_task_group() as tg:
+            first = anyio.CancelScope()
+
+            async def leader() -> None:
+                with first:
+                    await http.get(url)
+                    raise AssertionError("the first visitor was to leave before the answer")
+
+            tg.start_soon(leader)
+            with anyio.fail_after(20):
+                while sim.stats.requests == 0:  # noqa: ASYNC110 (the sim runs in a thread)
+                    await anyio.sleep(0.02)  # until the first visitor's call is at the vendor
+                for _ in range(4):
+                    tg.start_soon(other)
+                while await joined() < 4:  # noqa: ASYNC110 (state of another process)
+                    await anyio.sleep(0.02)
+            first.cancel()  # the visitor closes the connection mid-flight
+    return others
+
+
+@pytest.mark.parametrize("latency", [2.0])
+def test_a_visitor_leaving_mid_flight_hands_the_call_to_the_others(web_app: WebApp) -> None:
+    sim = web_app.vendor.sim
+    roomid, liveid = _a_live(sim)
+    sim.reset_stats()
+    url = f"{web_app.url}/lives/{roomid}/{liveid}/summary"
+    others = anyio.run(_leader_gone, web_app, url)
+    assert [r.status_code for r in others] == [200] * 4
+    assert {r.json()["usercount"] for r in others} == {sim.dataset.gather(liveid)["usercount"]}
+    # The first call was abandoned at the vendor; one of the others made it again.
+    assert sim.stats.by_path == {"/collect/live/gather": 2}
