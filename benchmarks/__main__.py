@@ -23,6 +23,8 @@ from . import (
     rate_bound_harvest,
     rate_governor,
     speedup_over_naive_loops,
+    sync_database,
+    sync_memory,
 )
 from .context import Context
 from .tables import ScenarioResult, Table, machine
@@ -37,6 +39,8 @@ SCENARIOS: dict[str, ModuleType] = {
         client_cpu_overhead,
         harvest_memory,
         harvest_scaling,
+        sync_database,
+        sync_memory,
     )
 }
 

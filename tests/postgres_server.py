@@ -8,6 +8,7 @@ with a message, unless ``CC_REQUIRE_POSTGRES=1`` (set by ``.ci/run``) makes that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-__all__ = ["PostgresServer", "postgres_server"]
+__all__ = ["PostgresServer", "PostgresUnavailable", "postgres_server", "running_postgres"]
 
 REQUIRE = "CC_REQUIRE_POSTGRES"
 #: Loopback connections need it (so a wrong one can be tested); distinctive, so a leak is
@@ -60,22 +61,29 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+class PostgresUnavailable(Exception):
+    """This machine cannot run a PostgreSQL server here (the reason says why)."""
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throwaway cluster (also used by ``benchmarks/``); raises PostgresUnavailable."""
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if not initdb or not pg_ctl:
-        _unavailable("initdb and pg_ctl are not on PATH (apt-get install postgresql)")
+        raise PostgresUnavailable("initdb and pg_ctl are not on PATH (apt-get install postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _unavailable("psycopg is not installed (the postgres extra)")
+        raise PostgresUnavailable("psycopg is not installed (the postgres extra)") from None
     as_user: list[str] = []
     owner: pwd.struct_passwd | None = None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            _unavailable("running as root and there is no 'postgres' user to run initdb as")
+            raise PostgresUnavailable(
+                "running as root and there is no 'postgres' user to run initdb as"
+            ) from None
         as_user = ["runuser", "-u", "postgres", "--"]
     base = tempfile.mkdtemp(prefix="cc-pg-")
     if owner is not None:
@@ -103,3 +111,12 @@ def postgres_server() -> Iterator[PostgresServer]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        _unavailable(str(exc))

@@ -1,0 +1,218 @@
+"""Scenarios: ``cc-collect sync`` into DuckDB and PostgreSQL against ``harvest`` to JSON lines.
+
+``sync``: with the simulator unlimited at 10 ms latency (in its own process), the same
+window through ``cc-collect harvest`` (JSON lines) and ``cc-collect sync`` into a DuckDB file
+and into a PostgreSQL server started for the run (initdb in a temporary directory, fsync
+off): requests per second of each, as a user runs them (wall time, interpreter start
+included). Target: a sync reaches at least 0.8 of the harvest's requests/s (loading must
+never be what limits a sync). Then the DuckDB sync again: every unit is final, so it lists
+the lives and fetches nothing else.
+
+``sync_memory``: peak RSS of ``cc-collect sync`` into DuckDB for 1,000,000 records against a
+tenth of them (target: at most 150 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from cc_collect_async.sim import DatasetSpec, SimConfig
+
+from .context import Context
+from .runs import cli_path
+from .servers import SimServer, sim_server
+from .tables import Check, ScenarioResult, Table
+
+NAME = "sync"
+TITLE = "cc-collect sync into DuckDB and PostgreSQL against harvest to JSON lines (10 ms)"
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+_PACE = ["--rate", "10000", "--concurrency", "16"]
+
+
+@attrs.define
+class CommandRun:
+    label: str
+    wall: float
+    requests: int
+    records: int
+    cpu: float
+    peak_rss_mb: float
+    complete: bool
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.wall if self.wall else 0.0
+
+
+def _window(server: SimServer) -> list[str]:
+    return [
+        "--since",
+        server.since.strftime("%Y-%m-%d %H:%M"),
+        "--until",
+        server.until.strftime("%Y-%m-%d %H:%M"),
+    ]
+
+
+def run_command(server: SimServer, label: str, args: Sequence[str]) -> tuple[CommandRun, Any]:
+    """``cc-collect ARGS --json -q`` as a user runs it: wall time, the child's CPU and peak
+    RSS (see benchmarks.cli_child), and what it printed."""
+    command = cli_path()
+    if command is None:
+        raise RuntimeError("cc-collect is not installed")
+    server.reset()
+    with tempfile.TemporaryDirectory(prefix="cc-bench-") as scratch:
+        peak_file = Path(scratch) / "peak"
+        env = {
+            **server.cli_env(),
+            "PYTHONPATH": _ROOT,
+            "CC_BENCH_PEAK_FILE": str(peak_file),
+        }
+        before = os.times()
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [*command, *args, "--json", "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=_ROOT,
+        )
+        out, err = process.communicate()
+        wall = time.perf_counter() - started
+        if process.returncode != 0:
+            raise RuntimeError(f"{label}: exit {process.returncode}: {err.decode()[-2000:]}")
+        peak = float(peak_file.read_text())
+        after = os.times()
+    data = json.loads(out.decode())
+    synced = "records_committed" in data
+    harvest = (data.get("harvest") or {}) if synced else data
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    run = CommandRun(
+        label=label,
+        wall=wall,
+        requests=int(harvest.get("requests") or 0),
+        records=int(data["records_committed"] if synced else data["records"]),
+        cpu=cpu,
+        peak_rss_mb=peak,
+        complete=bool(data.get("complete")),
+    )
+    return run, data
+
+
+@contextmanager
+def _postgres() -> Iterator[str | None]:
+    sys.path.insert(0, str(Path(_ROOT) / "tests"))
+    try:
+        from postgres_server import PostgresUnavailable, running_postgres
+    except ImportError:
+        yield None
+        return
+    try:
+        with running_postgres() as server:
+            yield server.fresh_database()
+    except PostgresUnavailable:
+        yield None
+
+
+def run(ctx: Context) -> ScenarioResult:
+    lives = 60 if ctx.quick else 400
+    spec = DatasetSpec(lives=lives, rooms=10, huge_every=0)
+    result = ScenarioResult(
+        NAME,
+        TITLE,
+        f"simulator in its own process, 10 ms latency, no limit; {lives} lives of the default "
+        "volumes (chat 60, access 40, rollcall 30, 3 votes, 3 answer cards on average); "
+        "default kinds; --rate 10000 --concurrency 16 (a bound of 1,600 requests/s)",
+    )
+    table = Table(
+        "The same window: harvest to JSON lines, sync into DuckDB and PostgreSQL",
+        (
+            "command",
+            "requests",
+            "records",
+            "wall s",
+            "requests/s",
+            "vs harvest",
+            "CPU s",
+            "peak MB",
+        ),
+    )
+    runs: dict[str, CommandRun] = {}
+    with (
+        sim_server(spec, SimConfig(latency=0.01)) as server,
+        tempfile.TemporaryDirectory(prefix="cc-bench-") as scratch,
+        _postgres() as postgres,
+    ):
+        window = _window(server)
+        ctx.log(f"{NAME}: harvest to JSON lines")
+        runs["harvest"], _ = run_command(
+            server, "cc-collect harvest (JSON lines)",
+            ["harvest", *window, *_PACE, "--out", f"{scratch}/out"],
+        )  # fmt: skip
+        duck = f"duckdb:///{scratch}/cc.duckdb"
+        ctx.log(f"{NAME}: sync into DuckDB")
+        runs["duckdb"], _ = run_command(
+            server, "cc-collect sync (DuckDB)", ["sync", "--db", duck, *window, *_PACE]
+        )
+        if postgres is not None:
+            ctx.log(f"{NAME}: sync into PostgreSQL")
+            args = ["sync", "--db", postgres, *window, *_PACE]
+            runs["postgres"], _ = run_command(server, "cc-collect sync (PostgreSQL)", args)
+        ctx.log(f"{NAME}: DuckDB sync again, nothing to do")
+        runs["rerun"], _ = run_command(
+            server, "cc-collect sync again (DuckDB, every unit final)",
+            ["sync", "--db", duck, *window, *_PACE],
+        )  # fmt: skip
+        listing_pages = -(-len(server.lives()) // 100)
+    base = runs["harvest"]
+    for run in runs.values():
+        table.add(
+            run.label,
+            run.requests,
+            run.records,
+            run.wall,
+            run.rps,
+            f"{run.rps / base.rps:.2f}" if run is not runs["rerun"] else "-",
+            run.cpu,
+            run.peak_rss_mb,
+        )
+    table.notes += [
+        "wall: the command's own wall time, interpreter start, opening the database and the "
+        "last commit (or the output files' assembly) included; CPU: the child's user+system",
+        "the simulator shares the machine's 2 cores with the client (and with PostgreSQL's "
+        "server processes); other work on the machine shows as noise",
+    ]
+    result.tables.append(table)
+    for key in ("duckdb", "postgres"):
+        if key in runs:
+            ratio = runs[key].rps / base.rps
+            result.checks.append(
+                Check(
+                    f"sync into {'DuckDB' if key == 'duckdb' else 'PostgreSQL'}: >= 0.8 of "
+                    "harvest's requests/s",
+                    f"{ratio:.2f} ({runs[key].rps:.0f} vs {base.rps:.0f} requests/s)",
+                    ctx.judge(ratio >= 0.8 and runs[key].complete),
+                )
+            )
+    rerun = runs["rerun"]
+    result.checks.append(
+        Check(
+            "a rerun with nothing to do lists lives and fetches nothing else",
+            f"{rerun.requests} requests ({listing_pages} listing pages), {rerun.records} records",
+            ctx.judge(rerun.requests == listing_pages and rerun.records == 0),
+        )
+    )
+    return result
