@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from cc_collect_async import CollectClient
 from cc_collect_async.cli import main
 from cc_collect_async.cli.args import (
     default_out,
@@ -280,31 +281,33 @@ def test_timeout_reaches_the_client(
     command: str,
 ) -> None:
     from cc_collect_async.cli import commands
+    from cc_collect_async.client import DEFAULT_TIMEOUT
 
-    timeouts: list[object] = []
+    built: list[CollectClient] = []
 
     class Recording(commands.CollectClient):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            timeouts.append(kwargs.get("timeout"))
             super().__init__(*args, **kwargs)
+            built.append(self)
 
     monkeypatch.setattr(commands, "CollectClient", Recording)
     live = sim.dataset.lives()[0]
-    where = {
-        "harvest": ["harvest", *WINDOW, "--kinds", "vote", *FAST, "--out"],
-        "lives": ["lives", *WINDOW, "--room"],
-        "call": ["call", "user_count", f"liveid={live.liveid}", "--userid"],
-    }[command]
-    last = {"harvest": str(tmp_path / "a"), "lives": live.roomid, "call": DEMO_USERID}[command]
-    code, _, stderr = run(capsys, *where, last, "--timeout", "7.5")
+
+    def argv(out: str) -> list[str]:
+        return {
+            "harvest": ["harvest", *WINDOW, "--kinds", "vote", *FAST, "--out", out],
+            "lives": ["lives", *WINDOW],
+            "call": ["call", "user_count", f"liveid={live.liveid}"],
+        }[command]
+
+    code, _, stderr = run(capsys, *argv(str(tmp_path / "a")), "--timeout", "7.5")
     assert code == 0, stderr
     # The first client is the command's; a harvest derives one (with_options) sharing its pool.
-    assert timeouts[:1] == [7.5]
+    assert built[0].timeout == 7.5
 
-    timeouts.clear()
-    last = str(tmp_path / "b") if command == "harvest" else last
-    assert run(capsys, *where, last)[0] == 0
-    assert timeouts[:1] == [None], "without --timeout the library's default applies"
+    built.clear()
+    assert run(capsys, *argv(str(tmp_path / "b")))[0] == 0
+    assert built[0].timeout == DEFAULT_TIMEOUT
 
 
 def test_missing_pyarrow_is_a_usage_error(

@@ -91,6 +91,12 @@ async def _acquire(semaphore: anyio.Semaphore) -> None:
         await semaphore.acquire()
 
 
+#: Lives listed ahead of the units. A night holds a few thousand lives of a few hundred bytes
+#: to a few kilobytes each, so the whole listing of a night fits; only a window of months
+#: makes the listing wait for the units (and the ETA appear later).
+_LIVES_AHEAD = 20_000
+
+
 @attrs.define
 class _UnitTally:
     """Counts and completeness checks of one running unit."""
@@ -340,9 +346,7 @@ class Harvester:
         # the next listing page is on its way while the units of this one run (reading it
         # only when the planner ran dry stalled every unit for a round trip per page), and
         # every live, hence the unit total and an ETA, is known within the first minutes.
-        # The buffer is unbounded because lives are small: a few hundred bytes each, a few
-        # thousand in a night.
-        found, lives = anyio.create_memory_object_stream[Live](math.inf)
+        found, lives = anyio.create_memory_object_stream[Live](_LIVES_AHEAD)
         async with send, anyio.create_task_group() as tg:
             tg.start_soon(self._list, found, tg.cancel_scope)
             async with lives:
@@ -369,7 +373,7 @@ class Harvester:
                                 self._units_skipped += 1
                             else:
                                 self._units_total += 1
-                        found.send_nowait(live)  # never full: the buffer is unbounded
+                        await found.send(live)
                 self._planning_done = True
                 self.report.lives_listed = True
             except AuthError as exc:
