@@ -145,7 +145,7 @@ async def test_one_unit_per_transaction_is_a_setting(tmp_path: Path) -> None:
     sim = Simulator(SPEC)
     options: dict[str, Any] = {"since": SINCE, "until": UNTIL, "kinds": ["chat", "access"]}
     async with client_for(sim) as client:
-        # A group that never comes due by time: all units in the run's one transaction.
+        # A group that never comes due by time, only by size.
         grouped = await sync(client, database, group_seconds=3600, harvest_options=FAST, **options)
         alone = await sync(
             client,
@@ -155,7 +155,9 @@ async def test_one_unit_per_transaction_is_a_setting(tmp_path: Path) -> None:
             **options,
         )
     assert alone.transactions == alone.committed_units + 1  # and the run's own row
-    assert grouped.transactions == 1 and grouped.committed_units == alone.committed_units
+    # Grouped by size only here (5,000 rows a group): 5,450 rows make two transactions.
+    assert grouped.committed_records == 5450
+    assert grouped.transactions == 2 and grouped.committed_units == alone.committed_units
 
 
 async def test_the_sink_works_with_harvester_run(database: str) -> None:

@@ -78,7 +78,7 @@ class DatabaseSink:
         account: str,
         base_url: str = "",
         group_seconds: float = 1.0,
-        group_rows: int = 10_000,
+        group_rows: int = 5_000,
         settle: timedelta = timedelta(hours=3),
         clock: Clock | None = None,
         since: datetime | None = None,
