@@ -199,7 +199,7 @@ class Requester:
     """Signs, sends, classifies, reads and retries; shared by every endpoint coroutine.
 
     ``max_concurrency`` caps requests in flight. It is also the size of the connection pool
-    the client builds, so no pool queue forms below us (DESIGN.md, performance notes).
+    the client builds, so no pool queue forms below us (docs/architecture.md, performance notes).
     """
 
     def __init__(

@@ -4,7 +4,7 @@ A real server pauses now and then (a cold cache, a garbage collection) and then 
 backlog at once, so even a client that sends at exactly the server's rate meets a few "too
 fast" replies no pacing can avoid. What a client controls is how deep that backlog is and
 what a rejection costs. The models are TCP congestion control and the AWS SDKs' adaptive
-retry mode (DESIGN.md, "Rate governor"):
+retry mode:
 
 - **A rejection costs the rejected request, not the harvest.** The rejected request waits
   its own ``Retry-After`` and is tried again (the request path does that); the others go on,
