@@ -11,9 +11,9 @@ the status, headers and whole body, within a total deadline. Two engines exist:
 httpx's own pool (httpcore 1.0) assigns requests to connections in time that grows with the
 square of the pool, which takes most of the CPU past ~30 requests in flight; aiohttp's pool
 does not, and skipping httpx's Request/Response layer saves as much CPU again
-(docs/architecture.md, performance notes; ``benchmarks/`` measures both). :class:`Sender` picks the engine once,
-wraps every failure of either into the library's typed errors, and is all the request path
-sees: nothing outside this module knows which engine runs.
+(docs/architecture.md, performance notes; ``benchmarks/`` measures both). :class:`Sender`
+picks the engine once, wraps every failure of either into the library's typed errors, and
+is all the request path sees: nothing outside this module knows which engine runs.
 
 Why not the ``httpx-aiohttp`` package: it hands aiohttp the URL as text, and aiohttp (yarl)
 re-quotes it, turning the signed ``%27 %28 %29 %2A %21`` back into ``' ( ) * !``. The server
