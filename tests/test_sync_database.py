@@ -322,3 +322,25 @@ async def test_a_lost_connection_retries_the_commit(postgres_server: PostgresSer
             report = await harvester.run(_Saboteur(sink, postgres_server.url()))
     assert report.complete and sink.reconnects == 1
     assert_matches_truth(url, sim.truth(SINCE, UNTIL), ("chat", "access"))
+
+
+async def test_refresh_days_fetch_final_units_again(tmp_path: Path) -> None:
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    sim = Simulator(SPEC)
+    kinds = ["chat", "access"]
+    async with client_for(sim) as client:
+        first = await sync(
+            client, database, since=SINCE, until=UNTIL, kinds=kinds, harvest_options=FAST
+        )
+        # The last day again (final units included), the first day's left alone.
+        again = await sync(
+            client, database, until=UNTIL, kinds=kinds, refresh_days=1, harvest_options=FAST
+        )
+    last_day = [
+        live
+        for live in sim.truth(SINCE, UNTIL).lives
+        if live.start_time >= UNTIL - timedelta(days=1)
+    ]
+    assert again.plan.since == (UNTIL - timedelta(days=1)).replace(tzinfo=BEIJING)
+    assert again.committed_units == len(last_day) * len(kinds) < first.committed_units
+    assert_matches_truth(database, sim.truth(SINCE, UNTIL), kinds)
