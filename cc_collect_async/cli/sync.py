@@ -164,6 +164,9 @@ def add_sync_parser(commands: Any) -> None:
     add_pace_options(parser)
     add_connection_options(parser)
     add_display_options(parser, json_flag=True)
+    for action in parser._actions:  # the shared group speaks of harvest's manifest
+        if "--json" in action.option_strings:
+            action.help = "print the sync's report (window, watermark, counts) as JSON at the end"
 
 
 def sync_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> SyncOptions:
