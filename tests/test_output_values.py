@@ -21,6 +21,7 @@ from cc_collect_async.harvest import (
     HarvestRequest,
     Live,
     Unit,
+    UnitProblem,
     UnitResult,
     read_manifest,
     read_records,
@@ -159,6 +160,21 @@ async def test_items_that_are_not_objects_fail_their_unit_not_the_run(tmp_path: 
     assert list(read_records(tmp_path, "chat")) == [{"id": 9, "liveid": "L2", "roomid": "R2"}]
     with DirectorySink(tmp_path, request) as again:
         assert again.skip == {("L2", "chat")}
+
+
+async def test_a_refused_unit_that_then_fails_is_listed_once(tmp_path: Path) -> None:
+    unit = Unit(Live("R1", "L1"), "chat")
+    request = HarvestRequest(kinds=("chat",), lives=[("R1", "L1")])
+    with DirectorySink(tmp_path, request) as sink:
+        await sink.live(unit.live)
+        await sink.write(Batch(unit, 1, [None]))  # type: ignore[list-item]
+        await sink.unit_end(UnitResult(unit, ok=False, pages=1, records=1, error="page 2 failed"))
+        report = HarvestReport(started_at=datetime.now().astimezone(), kinds={})
+        report.failures.append(UnitProblem("chat", "R1", "L1", "page 2 failed"))
+        await sink.close(report)
+    manifest = read_manifest(tmp_path)
+    assert [f["reason"] for f in manifest["failures"]] == ["page 2 failed"]
+    assert manifest["units"]["failed"] == 1
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])

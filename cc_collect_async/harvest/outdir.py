@@ -229,6 +229,8 @@ class DirectorySink:
     async def unit_end(self, result: UnitResult) -> None:
         unit = result.unit
         pending = self._pending.pop(unit, None)
+        if not result.ok:
+            self._rejected.pop(unit, None)  # the harvest's own failure lists it
         if not result.ok or unit in self._rejected:
             if pending is not None:
                 pending.discard()
