@@ -107,9 +107,9 @@ def run(ctx: Context) -> ScenarioResult:
                     size / 1e6,
                 )
     table.notes += [
-        "cc-collect rows: the command (directory sink: one part file per unit, journal, "
-        "manifest, final assembly); peak RSS is the child's VmHWM, interpreter and "
-        "imports included; time is its wall time",
+        "cc-collect rows: the command (directory sink: a spool per kind, a journal line "
+        "per unit, manifest, final assembly); peak RSS is the child's VmHWM, interpreter "
+        "and imports included; time is its wall time",
         "Harvester rows: the library's harvest in a fresh process writing one JSON-lines "
         "file as records arrive; time and CPU around the harvest only",
     ]

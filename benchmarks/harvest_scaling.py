@@ -105,9 +105,9 @@ def run(ctx: Context) -> ScenarioResult:
         "Harvester rows: the library's harvest in a fresh process, records appended to one "
         "JSON-lines file; time from the harvester's clock (listing included), CPU around the "
         "harvest, peak RSS of the whole process",
-        "cc-collect rows: the command with its directory sink (a part file per unit, a "
-        "journal, the manifest, the final assembly); wall time, CPU and peak RSS of the "
-        "child process",
+        "cc-collect rows: the command with its directory sink (a spool per kind, a journal "
+        "line per unit, the manifest, the final assembly); wall time, CPU and peak RSS of "
+        "the child process",
         f"bound at {CONCURRENCY} in flight: {CONCURRENCY / LATENCY:,.0f} req/s, so the "
         "2 shared cores (client and server) set the pace",
     ]

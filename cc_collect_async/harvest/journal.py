@@ -39,9 +39,9 @@ rerun of the same command finish with every record exactly once:
 
 Durability: spools and the journal are not fsynced (one fsync per unit would cost more than
 the fetch on a fast link); step 3 catches what a power loss took, since a range that did
-not reach the disk no longer holds its line count. Appending to a few spools instead of
-creating a file per unit and per live saves the CLI hundreds of microseconds of CPU per
-request (``benchmarks/``: scaling).
+not reach the disk no longer holds its line count. Appending to a few spools costs far less
+CPU per request than creating a file per unit and per live (``benchmarks/README.md``,
+scaling).
 """
 
 from __future__ import annotations

@@ -116,7 +116,9 @@ class DirectorySink:
         self._failure: str | None = None
         self._started_at = datetime.now(timezone.utc)
         self._tally = Tally(request.kinds)
-        self._lives_seen: set[str] = set()
+        #: Ids of the lives earlier runs saw; this run's are counted as they come (the
+        #: harvest announces each live once), not kept: memory stays flat with the lives.
+        self._lives_before: set[str] = set()
 
     def __repr__(self) -> str:
         return f"DirectorySink({str(self.path)!r}, {self.request.describe()!r})"
@@ -158,10 +160,10 @@ class DirectorySink:
                 self._journal.remove()
                 return
             self._remove_temporaries()
-            committed, self._lives_seen = self._journal.open()
+            committed, self._lives_before = self._journal.open()
             for entry in committed:
                 self._tally.count_unit(entry)
-            self._tally.lives = len(self._lives_seen)
+            self._tally.lives = len(self._lives_before)
             self.skip = frozenset((e["liveid"], e["kind"]) for e in committed)
             self.manifest = self._build_manifest(None)
             write_manifest(path, self.manifest)
@@ -205,8 +207,8 @@ class DirectorySink:
     async def live(self, live: Live) -> None:
         with self._writing(self.path / PARTS):
             self._journal.save_live(live.wire())
-        self._lives_seen.add(live.liveid)
-        self._tally.lives = len(self._lives_seen)
+        if live.liveid not in self._lives_before:
+            self._tally.lives += 1
 
     async def write(self, batch: Batch) -> None:
         unit = batch.unit
@@ -296,7 +298,7 @@ class DirectorySink:
 
     def _assemble(self) -> None:
         files = self.final_files()
-        self._lives_seen.clear()  # counted already; the memory is the assembly's now
+        self._lives_before.clear()  # counted already; the memory is the assembly's now
         order = self._journal.lives_in_order()
         self._assembled(files["lives"], functools.partial(self._journal.copy_lives, order))
         positions = order.positions()
