@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from ..json_codec import dumps
 from .tables import (
     CONVERTERS,
     LEAD,
@@ -108,8 +109,10 @@ def _typed(type_: ColumnType, values: list[Any]) -> Any:
     if type_ == "timestamptz":
         return _times(values)
     arrow = arrow_type(type_)
-    if type_ == "json":  # raw_json's text is always valid UTF-8
-        return pa.array([None if v is None else raw_json(v) for v in values], arrow)
+    if type_ == "json":
+        # PostgreSQL's json keeps a lone surrogate's escape and \u0000 exactly (jsonb would
+        # not): the text json_codec wrote is ASCII there, so always valid UTF-8.
+        return pa.array([None if v is None else dumps(v) for v in values], arrow)
     try:
         if type_ in ("bigint", "integer") and any(type(v) is bool for v in values):
             raise TypeError("booleans are not numbers here")
@@ -144,7 +147,7 @@ def page_batch(
         pa.array([roomid] * count, pa.string()),
         _typed("text", keys),
         *(_column(column, records) for column in table.typed),
-        pa.array([raw_json(record) for record in records], pa.string()),
+        pa.array([dumps(record) for record in records], pa.string()),
     ]
     assert len(arrays) == len(LEAD) + len(table.typed) + 1 and RAW.name == "raw"
     return pa.RecordBatch.from_arrays(arrays, schema=table_of(table))

@@ -90,6 +90,9 @@ class Backend(abc.ABC):
     """A database a sync writes to. Use from one thread at a time."""
 
     dialect: SqlDialect
+    #: Whether the JSON columns take a record's text exactly, lone surrogates' escapes
+    #: included (PostgreSQL's json does; DuckDB's JSON refuses them).
+    exact_json = True
 
     def __init__(self, target: DatabaseTarget) -> None:
         self.target = target

@@ -143,6 +143,7 @@ def _one_line(exc: BaseException) -> str:
 
 class DuckDBBackend(Backend):
     dialect = DUCKDB
+    exact_json = False
 
     def __init__(self, target: DatabaseTarget) -> None:
         super().__init__(target)
@@ -162,6 +163,7 @@ class DuckDBBackend(Backend):
             _OPEN.add(self.path)
         try:
             self._connect()
+            self._remove_stale_scratch()
             self.ensure_schema()
         except BaseException:
             self.close()
@@ -263,10 +265,26 @@ class DuckDBBackend(Backend):
         finally:
             os.remove(path)
 
+    def _scratch_prefix(self) -> str:
+        return f".{os.path.basename(self.path)}.cc-sync-"
+
     def _scratch(self) -> str:
+        # Beside the database file, named after it: a sync killed by SIGKILL cannot clean up,
+        # and the next sync of this file is the one that finds (and removes) what it left.
         if self._scratch_dir is None:
-            self._scratch_dir = tempfile.mkdtemp(prefix="cc-sync-")
+            self._scratch_dir = tempfile.mkdtemp(
+                prefix=self._scratch_prefix(), dir=os.path.dirname(self.path)
+            )
         return self._scratch_dir
+
+    def _remove_stale_scratch(self) -> None:
+        """Scratch directories of this file's earlier syncs that were killed. Called once
+        DuckDB's lock is held: no other process writes this file, so none is a live sync's."""
+        folder, prefix = os.path.dirname(self.path), self._scratch_prefix()
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
     def upsert(
         self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]

@@ -339,7 +339,8 @@ class DatabaseSink:
     # -- rows -----------------------------------------------------------------------------
 
     def _live_row(self, live: Live) -> tuple[Any, ...]:
-        raw, text = storable(dict(live.wire()))
+        assert self.backend is not None
+        raw, text = storable(dict(live.wire()), exact=self.backend.exact_json)
         seen = self._clock()
         return (
             live.liveid,

@@ -286,12 +286,17 @@ def raw_json(value: Any) -> bytes:
     return data
 
 
-def storable(record: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    """The record (lone surrogates replaced) and its JSON text (see :func:`raw_json`)."""
+def storable(
+    record: Mapping[str, Any], exact: bool = False
+) -> tuple[Mapping[str, Any], str]:
+    """The record with lone surrogates replaced (for typed columns) and its JSON text:
+    exact (escapes kept) when the database's JSON type takes them (PostgreSQL's json),
+    else as :func:`raw_json` makes it (DuckDB)."""
     data = dumps(record)
     if _ESCAPED_SURROGATE in data:
         record = _replace_surrogates(record)
-        data = dumps(record)
+        if not exact:
+            data = dumps(record)
     return record, data.decode()
 
 

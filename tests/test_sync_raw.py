@@ -1,0 +1,75 @@
+"""``raw`` holds a record exactly as received, also where a typed text column cannot: a lone
+UTF-16 surrogate (a truncated emoji) and NUL, read back through the database's own driver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgres_server import PostgresServer
+from sync_checks import rows
+
+from cc_collect_async import json_codec
+from cc_collect_async.database import open_backend, parse_target
+from cc_collect_async.database.backend import Group
+from cc_collect_async.database.tables import KIND_TABLES
+from cc_collect_async.harvest import KINDS
+
+RECORDS: list[dict[str, Any]] = [
+    {"id": 1, "username": "title \ud83d", "content": "tail \udc00 and 😀"},
+    {"id": 2, "username": "a\x00b", "content": {"nested": "x\x00\ud83d"}},
+    {"id": 3, "username": "plain", "content": "ok"},
+]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        yield server.fresh_database()
+
+
+def _store(database: str, records: list[dict[str, Any]]) -> None:
+    backend = open_backend(parse_target(database), "acct")
+    try:
+        page = backend.page_rows(KIND_TABLES["chat"], "L1", "R1", records, KINDS["chat"].page_keys)
+        unit = ("L1", "chat", "acct", "R1", len(records), 1, 0, None, None)
+        unit += (datetime.now(timezone.utc), "run", False)
+        backend.commit(Group(units=[unit], rows={"chat": [page]}, replaced={"chat": ["L1"]}))
+    finally:
+        backend.close()
+
+
+def _raw(database: str) -> list[Any]:
+    stored = rows(database, "SELECT record_key, raw::text FROM cc_chat ORDER BY record_key")
+    return [json_codec.loads(raw) for _, raw in stored]
+
+
+def test_postgres_raw_reads_back_as_the_record_received(postgres_server: PostgresServer) -> None:
+    database = postgres_server.fresh_database()
+    _store(database, RECORDS)
+    assert _raw(database) == RECORDS
+
+
+def test_duckdb_raw_keeps_nul_and_replaces_only_lone_surrogates(tmp_path: Path) -> None:
+    # DuckDB's JSON type refuses a lone surrogate's escape ("no low surrogate in string").
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    _store(database, RECORDS)
+    first, second, third = _raw(database)
+    assert first == {"id": 1, "username": "title \ufffd", "content": "tail \ufffd and 😀"}
+    assert second == {"id": 2, "username": "a\x00b", "content": {"nested": "x\x00\ufffd"}}
+    assert third == RECORDS[2]
+
+
+def test_typed_text_columns_hold_what_they_can(database: str) -> None:
+    _store(database, RECORDS)
+    stored = dict(rows(database, "SELECT record_key, username FROM cc_chat"))
+    assert stored["1"] == "title \ufffd"
+    assert stored["3"] == "plain"
+    # DuckDB's VARCHAR holds NUL; PostgreSQL's text cannot (U+FFFD marks the place).
+    assert stored["2"] in ("a\x00b", "a\ufffdb")
