@@ -42,6 +42,10 @@ def test_a_lone_surrogate_becomes_a_replacement_character_and_nothing_else_chang
     assert text == '{"content":"ok \ufffd","name":"张三 😀","n":1}'
     plain = {"content": "a\u2028b"}
     assert storable(plain) == (plain, '{"content":"a\\u2028b"}')
+    # Where the JSON column takes the escape (PostgreSQL's json), the text stays exact.
+    kept, exact = storable(record, exact=True)
+    assert kept["content"] == "ok \ufffd"
+    assert exact == '{"content":"ok \\ud83d","name":"张三 😀","n":1}'
 
 
 def _row(kind: str, record: dict[str, object]) -> dict[str, object]:

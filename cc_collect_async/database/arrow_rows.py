@@ -27,12 +27,11 @@ from .tables import (
     ColumnType,
     KindTable,
     clean_text,
-    raw_json,
     record_key_text,
     wire_time,
 )
 
-__all__ = ["STAGED", "arrow_schema", "arrow_type", "page_batch", "staged_batch", "table_of"]
+__all__ = ["arrow_schema", "arrow_type", "page_batch", "table_of"]
 
 #: Beijing is UTC+8 all year (no daylight saving), in microseconds.
 _BEIJING_OFFSET_US = 8 * 3600 * 1_000_000
@@ -151,33 +150,3 @@ def page_batch(
     ]
     assert len(arrays) == len(LEAD) + len(table.typed) + 1 and RAW.name == "raw"
     return pa.RecordBatch.from_arrays(arrays, schema=table_of(table))
-
-
-#: Rows as a database types them itself (DuckDB): the ids, the key and the raw text only.
-STAGED: tuple[tuple[str, ColumnType], ...] = (
-    ("liveid", "text"),
-    ("roomid", "text"),
-    ("record_key", "text"),
-    ("raw", "text"),
-)
-
-
-def staged_batch(
-    table: KindTable,
-    liveid: str,
-    roomid: str,
-    records: Sequence[Mapping[str, Any]],
-    key_of: Callable[[Sequence[Mapping[str, Any]]], list[Hashable]],
-) -> Any:
-    """One page as ids, natural key and raw JSON text: four columns, the typed ones left to
-    the database's own JSON functions (C++, in the database's thread)."""
-    pa, _ = _arrow()
-    count = len(records)
-    keys = [record_key_text(key) for key in key_of(records)]
-    arrays = [
-        pa.array([liveid] * count, pa.string()),
-        pa.array([roomid] * count, pa.string()),
-        _typed("text", keys),
-        pa.array([raw_json(record) for record in records], pa.string()),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(STAGED))

@@ -286,9 +286,7 @@ def raw_json(value: Any) -> bytes:
     return data
 
 
-def storable(
-    record: Mapping[str, Any], exact: bool = False
-) -> tuple[Mapping[str, Any], str]:
+def storable(record: Mapping[str, Any], exact: bool = False) -> tuple[Mapping[str, Any], str]:
     """The record with lone surrogates replaced (for typed columns) and its JSON text:
     exact (escapes kept) when the database's JSON type takes them (PostgreSQL's json),
     else as :func:`raw_json` makes it (DuckDB)."""
