@@ -368,6 +368,17 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_kinds_option(group: argparse._ActionsContainer) -> None:
+    """``--kinds``: a comma list of kinds or ``all``, the default kinds when left out."""
+    group.add_argument(
+        "--kinds",
+        type=parse_kinds_option,
+        default=DEFAULT_KINDS,
+        metavar="LIST",
+        help=f"comma list of kinds (default {','.join(DEFAULT_KINDS)}; 'all' for every kind)",
+    )
+
+
 def _add_what_options(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what and where")
     what.add_argument(
@@ -378,13 +389,7 @@ def _add_what_options(parser: argparse.ArgumentParser) -> None:
         metavar="ROOMID:LIVEID",
         help="harvest this live instead of a window (repeatable)",
     )
-    what.add_argument(
-        "--kinds",
-        type=parse_kinds_option,
-        default=DEFAULT_KINDS,
-        metavar="LIST",
-        help=f"comma list of kinds (default {','.join(DEFAULT_KINDS)}; 'all' for every kind)",
-    )
+    add_kinds_option(what)
     what.add_argument(
         "--out",
         type=Path,

@@ -39,10 +39,10 @@ from .args import (
     UsageError,
     add_connection_options,
     add_display_options,
+    add_kinds_option,
     add_pace_options,
     credentials_of,
     default_concurrency,
-    parse_kinds_option,
     parse_when,
 )
 from .commands import _auth_message, _client, _error, _print_json, _say, run_async
@@ -131,13 +131,7 @@ def add_sync_parser(commands: Any) -> None:
         metavar="WHEN",
         help="lives that started before WHEN (exclusive; default now)",
     )
-    what.add_argument(
-        "--kinds",
-        type=parse_kinds_option,
-        default=DEFAULT_KINDS,
-        metavar="LIST",
-        help=f"comma list of kinds (default {','.join(DEFAULT_KINDS)}; 'all' for every kind)",
-    )
+    add_kinds_option(what)
     when = parser.add_argument_group("incremental")
     when.add_argument(
         "--settle",
