@@ -12,7 +12,6 @@ retry loop, so every error it raises carries the endpoint and the number of atte
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import math
 import random
@@ -38,7 +37,7 @@ from .errors import (
 )
 from .governor import Governor, Permit, RequestGate
 from .instrumentation import AttemptEvent, CallEvent, Instrumentation
-from .json_codec import loads
+from .json_codec import dumps, loads
 from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .transport import ReplyLike, Sender
@@ -362,7 +361,7 @@ class Requester:
         # Signed per attempt: a retry must carry a fresh time or the server calls it stale.
         query = thqs.sign(wire, self._api_key.reveal(), clock=self._clock)
         if method == "POST" and endpoint.json_body:
-            body = json.dumps(wire, ensure_ascii=False).encode()
+            body = dumps(wire)
             headers: Sequence[tuple[str, str]] = (("Content-Type", "application/json"),)
         else:
             body, headers = None, ()

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from loopback import raw_server, trickle
+from loopback import raw_server, respond, trickle
 
 from cc_collect_async.harvest import read_manifest, read_records
 from cc_collect_async.harvest.jsonl import read_jsonl
@@ -344,3 +344,23 @@ def test_a_server_that_trickles_its_reply_cannot_hold_a_harvest(
     assert "failed: vote of live L1" in done.stderr and "Traceback" not in done.stderr
     assert attempts > 1, "the attempt that ran out of time was retried"
     assert read_manifest(tmp_path / "out")["failures"][0]["liveid"] == "L1"
+
+
+def test_call_prints_a_reply_with_a_lone_surrogate_and_a_big_integer_as_received(
+    env: dict[str, str],
+) -> None:
+    """A truncated emoji (a lone surrogate escape) and an integer beyond 64 bits: the
+    pretty-printed envelope on stdout holds both exactly, as JSON escapes where UTF-8 cannot
+    carry them, instead of a UnicodeEncodeError traceback from the real stdout."""
+    reply = b'{"result":"OK","data":{"livecount":123456789012345678901234567890,"n":"a \\ud83d"}}'
+    with raw_server(respond(reply)) as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "cc_collect_async", "call", "user_count", "liveid=L1"],
+            env={**env, "CC_BASE_URL": server.url, "PYTHONIOENCODING": "utf-8"},
+            capture_output=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"Traceback" not in done.stderr
+    printed = json.loads(done.stdout.decode("utf-8"))
+    assert printed["data"] == {"livecount": 123456789012345678901234567890, "n": "a \ud83d"}

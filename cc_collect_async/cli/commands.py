@@ -9,7 +9,6 @@ which messages a person sees, which error means which exit code, and how Ctrl-C 
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import signal
 import sys
@@ -31,7 +30,7 @@ from ..harvest import Harvester, list_lives
 from ..harvest.filesystem import OutputError
 from ..harvest.manifest import DifferentHarvestError, NotAHarvestDirectoryError
 from ..harvest.outdir import DirectorySink
-from ..json_codec import dumps_line
+from ..json_codec import dumps, dumps_line
 from . import json_logs, metrics_file
 from .args import (
     DEFAULT_CONCURRENCY,
@@ -116,7 +115,9 @@ def _client(
 
 
 def _print_json(stdout: TextIO, data: Any) -> None:
-    stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    # Through the codec: a lone surrogate in a reply (a truncated emoji) is written as its
+    # escape, where json.dumps would hand stdout a string it cannot encode.
+    stdout.write(dumps(data, indent=True).decode() + "\n")
     stdout.flush()
 
 
