@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ..harvest.filesystem import write_atomic
 
 __all__ = ["add_option", "render", "write"]
 
@@ -138,16 +138,4 @@ def previous_success(path: Path) -> float | None:
 def write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file in the same directory, then
     a rename); raises OSError when the directory is missing or not writable."""
-    directory = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        # The collector reads as another user; mkstemp's 0600 would hide the file from it.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode(), fsync=True)
