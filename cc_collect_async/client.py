@@ -316,7 +316,7 @@ class CollectClient:
             return await self.requester.request(ep, params, method=method, read=checked)
 
         wire = ep.prepare(self.userid, params)
-        key = store.key(self.userid, self.requester.base_url, ep.name, wire)
+        key = store.key(self.userid, self.base_url, ep.name, wire)
         envelope = await store.fetch(key, fetch, use=cache, instrumentation=self.instrumentation)
         # This caller's own fetch has read the envelope already; a shared or stored one is
         # read here.

@@ -47,7 +47,7 @@ async def harvest_day(
     since = datetime(day.year, day.month, day.day)
     window = Window(since, since + timedelta(days=1), rooms=tuple(rooms))
     request = HarvestRequest(kinds=tuple(kinds), window=window, format=format)
-    source = {"base_url": client.requester.base_url, "userid": client.userid}
+    source = {"base_url": client.base_url, "userid": client.userid}
     sink = DirectorySink(out, request, source=source)
     sink.open()
     try:
