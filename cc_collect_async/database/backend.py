@@ -262,11 +262,11 @@ class Backend(abc.ABC):
         with self.transaction():
             if group.lives:
                 self.upsert(LIVES, COLUMNS[LIVES], group.lives, keep=("first_seen",))
-            for kind, liveids in group.replaced.items():
+            stored = self._stored(group.replaced)
+            for kind in group.replaced:
                 table = KIND_TABLES[kind]
-                stored = self._stored(kind, liveids)
-                if stored:
-                    self.delete_lives(table.name, stored)
+                if stored.get(kind):
+                    self.delete_lives(table.name, stored[kind])
                 batches = group.rows.get(kind)
                 if batches:
                     self.load(table, batches)
@@ -275,23 +275,27 @@ class Backend(abc.ABC):
             if group.finish is not None:
                 self._finish(group.finish)
 
-    def _stored(self, kind: str, liveids: list[str]) -> list[str]:
-        """The lives among ``liveids`` with rows of ``kind`` to replace: those whose unit
-        was committed before (rows and unit row commit together). Looked up through
-        ``cc_units``' key, so a first sync does not scan a kind's table once per group."""
-        found: list[str] = []
-        for start in range(0, len(liveids), 500):
-            chunk = liveids[start : start + 500]
-            marks = self.dialect.params(len(chunk))
-            found += [
-                str(liveid)
-                for (liveid,) in self.execute(
-                    f"SELECT liveid FROM {self.name(UNITS)} "
-                    f"WHERE kind = {self.dialect.param} AND liveid IN ({marks})",
-                    (kind, *chunk),
-                )
-            ]
-        return found
+    def _stored(self, replaced: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Of the lives whose units of a kind are replaced, those with rows of that kind to
+        delete: the units committed before (rows and unit row commit together). One look
+        through ``cc_units``' key for all kinds, so a first sync neither scans a kind's
+        table nor pays a statement per kind."""
+        if not replaced:
+            return {}
+        liveids = sorted({liveid for lives in replaced.values() for liveid in lives})
+        rows = self.execute(
+            f"SELECT kind, liveid FROM {self.name(UNITS)} WHERE {self.dialect.one_of('liveid')}",
+            (liveids,),
+        )
+        stored: dict[str, list[str]] = {}
+        for kind, liveid in rows:
+            stored.setdefault(str(kind), []).append(str(liveid))
+        wanted = {kind: set(lives) for kind, lives in replaced.items()}
+        return {
+            kind: [liveid for liveid in lives if liveid in wanted[kind]]
+            for kind, lives in stored.items()
+            if kind in wanted
+        }
 
     def _finish(self, finish: RunFinish) -> None:
         p = self.dialect.param

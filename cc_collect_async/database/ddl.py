@@ -14,6 +14,8 @@ import attrs
 from .tables import KIND_TABLES, PREFIX, ColumnType
 
 __all__ = [
+    "COLUMNS",
+    "COLUMN_TYPES",
     "LIVES",
     "META",
     "RUNS",
@@ -106,6 +108,9 @@ _KEYS: dict[str, tuple[str, ...]] = {
 COLUMNS: dict[str, tuple[str, ...]] = {
     table: tuple(name for name, _ in columns) for table, columns in _FIXED.items()
 }
+COLUMN_TYPES: dict[str, dict[str, ColumnType]] = {
+    table: dict(columns) for table, columns in _FIXED.items()
+}
 
 
 @attrs.frozen
@@ -119,12 +124,19 @@ class SqlDialect:
     #: Per-kind tables get a primary key (PostgreSQL); DuckDB's index would cost memory
     #: and time on every insert for a uniqueness the delete-then-insert already ensures.
     kind_primary_keys: bool
+    #: ``column`` is one of a list of texts given as one parameter: one value to bind,
+    #: however long the list (a statement with hundreds of markers is slow to prepare).
+    in_texts: str
 
     def table(self, schema: str, name: str) -> str:
         return f"{quote(schema)}.{quote(name)}"
 
     def params(self, count: int) -> str:
         return ", ".join([self.param] * count)
+
+    def one_of(self, column: str) -> str:
+        """A condition: ``column`` is in the list of texts bound as its one parameter."""
+        return self.in_texts.format(column=column)
 
     def create_statements(self, schema: str) -> list[str]:
         """Schema, tables and views, each ``IF NOT EXISTS`` / ``OR REPLACE``."""
@@ -210,6 +222,7 @@ DUCKDB = SqlDialect(
     },
     "?",
     kind_primary_keys=False,
+    in_texts="{column} IN (SELECT unnest(?::VARCHAR[]))",
 )
 POSTGRES = SqlDialect(
     "postgres",
@@ -225,4 +238,5 @@ POSTGRES = SqlDialect(
     },
     "%s",
     kind_primary_keys=True,
+    in_texts="{column} = ANY(%s)",
 )

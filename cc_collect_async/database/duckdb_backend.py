@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .backend import KEYS, Backend
-from .ddl import DUCKDB, quote
+from .ddl import COLUMN_TYPES, DUCKDB, quote
 from .errors import (
     DatabaseBusyError,
     DatabaseError,
@@ -46,8 +46,16 @@ def _duckdb() -> Any:
     return duckdb
 
 
-#: Rows per statement of the small upserts and deletes (lives, units).
-_CHUNK = 500
+#: The list types the bookkeeping columns are bound as (JSON as its text: the insert checks it).
+_LIST_TYPES = {
+    "text": "VARCHAR[]",
+    "json": "VARCHAR[]",
+    "bigint": "BIGINT[]",
+    "integer": "INTEGER[]",
+    "double": "DOUBLE[]",
+    "timestamptz": "TIMESTAMPTZ[]",
+    "boolean": "BOOLEAN[]",
+}
 #: Fields of a staged row are separated by U+001F and rows end with a newline: JSON text
 #: never holds either raw (control characters are escaped in strings).
 _SEP = b"\x1f"
@@ -289,20 +297,22 @@ class DuckDBBackend(Backend):
     def upsert(
         self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]
     ) -> None:
+        # Each column as one list parameter, unnested side by side: binding a list costs
+        # DuckDB a fifth of binding its values one marker each.
+        if not rows:
+            return
+        types = COLUMN_TYPES[table]
         names = ", ".join(quote(c) for c in columns)
+        lists = ", ".join(f"unnest(?::{_LIST_TYPES[types[c]]}) AS {quote(c)}" for c in columns)
         key = KEYS[table]
-        row = f"({self.dialect.params(len(columns))})"
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            self.execute(
-                f"INSERT INTO {self.name(table)} ({names}) VALUES {', '.join([row] * len(chunk))} "
-                f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
-                + self.update_clause(columns, key, keep),
-                [value for values in chunk for value in values],
-            )
+        sql = (
+            f"INSERT INTO {self.name(table)} ({names}) SELECT {names} FROM (SELECT {lists}) "
+            f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
+            + self.update_clause(columns, key, keep)
+        )
+        self.execute(sql, [list(values) for values in zip(*rows, strict=True)])
 
     def delete_lives(self, table: str, liveids: list[str]) -> None:
-        for start in range(0, len(liveids), _CHUNK):
-            chunk = liveids[start : start + _CHUNK]
-            marks = self.dialect.params(len(chunk))
-            self.execute(f"DELETE FROM {self.name(table)} WHERE liveid IN ({marks})", chunk)
+        self.execute(
+            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}", (liveids,)
+        )

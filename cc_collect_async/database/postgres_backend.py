@@ -206,4 +206,6 @@ class PostgresBackend(Backend):
             )
 
     def delete_lives(self, table: str, liveids: list[str]) -> None:
-        self.execute(f"DELETE FROM {self.name(table)} WHERE liveid = ANY(%s)", (liveids,))
+        self.execute(
+            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}", (liveids,)
+        )
