@@ -1,11 +1,11 @@
-"""A page of wire records as an Arrow record batch of its kind's table.
+"""Pages of wire records as an Arrow record batch of their kind's table.
 
-Typing a million records one value at a time in Python cost more than fetching them, and
-whatever Python work a database thread does holds the GIL and stalls the event loop that
-fetches (the loop waits up to a switch interval, 5 ms, per hand-over). So the event loop
-builds one record batch per page with a few list comprehensions and Arrow's vectorised
-kernels (times are trimmed, parsed and moved from Beijing time to UTC by Arrow), and the
-database thread only hands finished batches to the database's C code.
+Typing a million records one value at a time in Python cost more than fetching them. So
+the records are typed with a few list comprehensions and Arrow's vectorised kernels (times
+are trimmed, parsed and moved from Beijing time to UTC by Arrow), a whole group of units
+at a time in the database thread: each compute call costs microseconds whatever its
+length, and typed page by page in the event loop they cost that loop a third of its CPU.
+The event loop only pairs each page with its keys (:func:`keyed_page`).
 
 A column whose values do not all fit its type (an id beyond 64 bits, a number sent as
 text, a time in another layout) falls back to the per-value converters of :mod:`.tables`,
@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import cache
 from typing import Any
+
+import attrs
 
 from ..json_codec import dumps
 from .tables import (
@@ -31,7 +33,15 @@ from .tables import (
     wire_time,
 )
 
-__all__ = ["arrow_schema", "arrow_type", "page_batch", "table_of"]
+__all__ = [
+    "KeyedPage",
+    "arrow_schema",
+    "arrow_type",
+    "keyed_page",
+    "page_batch",
+    "rows_batch",
+    "table_of",
+]
 
 #: Beijing is UTC+8 all year (no daylight saving), in microseconds.
 _BEIJING_OFFSET_US = 8 * 3600 * 1_000_000
@@ -44,6 +54,15 @@ def _arrow() -> tuple[Any, Any]:
     import pyarrow.compute as pc
 
     return pa, pc
+
+
+@cache
+def _int64(value: int) -> Any:
+    """``value`` as an Arrow scalar: a plain int passed to a compute function is converted
+    anew on every call, and that conversion tries (and fails) to import dateutil each time,
+    which cost a sync into PostgreSQL a third of its event loop's CPU."""
+    pa, _ = _arrow()
+    return pa.scalar(value, pa.int64())
 
 
 def arrow_type(type_: ColumnType) -> Any:
@@ -96,10 +115,10 @@ def _times(values: list[Any]) -> Any:
         return pa.array([wire_time(v) for v in values], arrow_type("timestamptz"))
     trimmed = pc.utf8_rtrim_whitespace(text)
     parsed = pc.strptime(trimmed, format=_SECOND_LAYOUT, unit="us", error_is_null=True)
-    missed = pc.and_kleene(pc.is_null(parsed), pc.greater(pc.utf8_length(trimmed), 0))
+    missed = pc.and_kleene(pc.is_null(parsed), pc.greater(pc.utf8_length(trimmed), _int64(0)))
     if pc.any(missed).as_py():
         return pa.array([wire_time(v) for v in values], arrow_type("timestamptz"))
-    shifted = pc.subtract(parsed.cast(pa.int64()), _BEIJING_OFFSET_US)
+    shifted = pc.subtract(parsed.cast(pa.int64()), _int64(_BEIJING_OFFSET_US))
     return shifted.cast(arrow_type("timestamptz"))
 
 
@@ -129,6 +148,54 @@ def _column(column: Column, records: Sequence[Mapping[str, Any]]) -> Any:
     return _typed(column.type, values)
 
 
+@attrs.frozen
+class KeyedPage:
+    """One page of a unit as received, with its records' key texts: what the event loop
+    hands the database thread, which types the pages of a group in one go."""
+
+    liveid: str
+    roomid: str
+    records: Sequence[Mapping[str, Any]]
+    keys: list[str]
+
+
+def keyed_page(
+    liveid: str,
+    roomid: str,
+    records: Sequence[Mapping[str, Any]],
+    key_of: Callable[[Sequence[Mapping[str, Any]]], list[Hashable]],
+) -> KeyedPage:
+    """``records`` with their natural keys (``key_of``: the harvest's ``Kind.page_keys``)."""
+    return KeyedPage(liveid, roomid, records, [record_key_text(key) for key in key_of(records)])
+
+
+def rows_batch(table: KindTable, pages: Sequence[KeyedPage]) -> Any:
+    """Pages of ``table``'s kind as one Arrow record batch in the table's column order.
+
+    Typed a group at a time, not a page at a time: each compute call costs some
+    microseconds whatever its length, and pages hold a few dozen records."""
+    pa, _ = _arrow()
+    liveids: list[str] = []
+    roomids: list[str] = []
+    keys: list[str] = []
+    records: list[Mapping[str, Any]] = []
+    for page in pages:
+        count = len(page.records)
+        liveids += [page.liveid] * count
+        roomids += [page.roomid] * count
+        keys += page.keys
+        records += page.records
+    arrays = [
+        _typed("text", liveids),
+        _typed("text", roomids),
+        _typed("text", keys),
+        *(_column(column, records) for column in table.typed),
+        pa.array([dumps(record) for record in records], pa.string()),
+    ]
+    assert len(arrays) == len(LEAD) + len(table.typed) + 1 and RAW.name == "raw"
+    return pa.RecordBatch.from_arrays(arrays, schema=table_of(table))
+
+
 def page_batch(
     table: KindTable,
     liveid: str,
@@ -136,17 +203,5 @@ def page_batch(
     records: Sequence[Mapping[str, Any]],
     key_of: Callable[[Sequence[Mapping[str, Any]]], list[Hashable]],
 ) -> Any:
-    """One page of ``table``'s kind as an Arrow record batch in the table's column order;
-    ``key_of`` gives the page's natural keys (the harvest's ``Kind.page_keys``)."""
-    pa, _ = _arrow()
-    count = len(records)
-    keys = [record_key_text(key) for key in key_of(records)]
-    arrays = [
-        pa.array([liveid] * count, pa.string()),
-        pa.array([roomid] * count, pa.string()),
-        _typed("text", keys),
-        *(_column(column, records) for column in table.typed),
-        pa.array([dumps(record) for record in records], pa.string()),
-    ]
-    assert len(arrays) == len(LEAD) + len(table.typed) + 1 and RAW.name == "raw"
-    return pa.RecordBatch.from_arrays(arrays, schema=table_of(table))
+    """One page of ``table``'s kind as an Arrow record batch (see :func:`rows_batch`)."""
+    return rows_batch(table, [keyed_page(liveid, roomid, records, key_of)])

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .arrow_rows import page_batch
+from .arrow_rows import keyed_page
 from .ddl import COLUMNS, LIVES, META, RUNS, SCHEMA_VERSION, UNITS, WATERMARKS, SqlDialect, quote
 from .errors import NotADatabaseError, SchemaVersionError
 from .tables import KIND_TABLES, KindTable
@@ -137,7 +137,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def load(self, table: KindTable, batches: list[Any]) -> None:
-        """Append the Arrow record batches to ``table`` (the backend's bulk path)."""
+        """Append the pages (as :meth:`page_rows` made them) to ``table``: the backend's
+        bulk path."""
 
     def page_rows(
         self,
@@ -147,10 +148,10 @@ class Backend(abc.ABC):
         records: Sequence[Any],
         key_of: Callable[[Sequence[Any]], list[Hashable]],
     ) -> Any:
-        """One page of records in the form :meth:`load` takes (built in the event loop's
-        thread, so it must be cheap): fully typed Arrow rows unless a backend types them
-        itself."""
-        return page_batch(table, liveid, roomid, records, key_of)
+        """One page of records in the form :meth:`load` takes (made in the event loop's
+        thread, so it must be cheap): the records and their keys, typed by :meth:`load`
+        for a whole group at once, unless a backend does otherwise."""
+        return keyed_page(liveid, roomid, records, key_of)
 
     @abc.abstractmethod
     def table_names(self) -> set[str]:

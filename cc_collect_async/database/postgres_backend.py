@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .arrow_rows import table_of
+from .arrow_rows import rows_batch
 from .backend import KEYS, Backend, ConnectionLostError
 from .ddl import POSTGRES, quote
 from .errors import DatabaseBusyError, DatabaseError, DatabaseUsageError
@@ -174,7 +174,7 @@ class PostgresBackend(Backend):
         import pyarrow.compute as pc
         import pyarrow.csv as csv
 
-        rows = pa.Table.from_batches(batches, schema=table_of(table))
+        rows = pa.Table.from_batches([rows_batch(table, batches)])
         for position, column in enumerate(table.columns):
             if column.type == "text":
                 # PostgreSQL text cannot hold NUL; U+FFFD marks where it was.
