@@ -22,9 +22,10 @@ retry mode:
   beyond that only deepen the backlog a paused server admits at once.
 - **Per-interface limits.** Each endpoint has its own pace beside the account's. Rejections
   from one endpoint while the others are served slow only that endpoint.
-- **Fast start.** Not told a rate, the rate doubles every round trip (one more request per
-  round trip for each success, as TCP's slow start) until the first "too fast" or until
-  the concurrency cap, not the rate, holds the traffic back.
+- **Fast start.** Not told a rate, the first round trip measured opens a window of a
+  quarter of ``max_in_flight`` (TCP's initial window), and the rate doubles every round
+  trip (one more request per round trip for each success, as TCP's slow start) until the
+  first "too fast" or until the concurrency cap, not the rate, holds the traffic back.
 
 Everything runs on anyio's clock and primitives, so under asyncio and trio alike.
 """
@@ -63,6 +64,10 @@ _LOWER_AT_MOST = 0.9
 _THROUGHPUT_SAMPLES = 3
 # Smoothing of the round trip estimate (TCP's SRTT gain).
 _RTT_GAIN = 0.125
+# Slow start's first window: this share of max_in_flight per round trip. Against an unknown
+# limit, what slow start overshoots by is bounded by max_in_flight whatever the start; a
+# quarter saves two round trips of the climb and adds a few refusals where a limit is near.
+_INITIAL_WINDOW = 0.25
 # After a pause without Retry-After, the next pause doubles, up to this.
 _MAX_BACKOFF = 30.0
 # The rate is "binding" (worth raising) when a request waited for it this recently.
@@ -246,7 +251,8 @@ class Governor:
     while the server's quota is spent, and the in-flight cap (see the module's docstring).
 
     ``rate`` is the server's rate if known (a ceiling the governor stays at or below);
-    without it the rate starts at ``initial_rate`` and doubles every round trip until the
+    without it the rate starts at ``initial_rate``, opens to a quarter of ``max_in_flight``
+    per round trip once the first reply is in, and doubles every round trip until the
     first "too fast", then finds the limit, never above ``max_rate``. ``endpoint_rates``
     are known per-endpoint limits. ``max_in_flight`` caps requests in flight (the
     concurrency setting). A ``Retry-After`` of ``long_retry_after`` seconds or more means
@@ -403,9 +409,16 @@ class Governor:
     def _learn_round_trip(self, sample: float) -> None:
         if sample <= 0:
             return
-        self._srtt = (
-            sample if self._srtt is None else self._srtt + _RTT_GAIN * (sample - self._srtt)
-        )
+        if self._srtt is None:
+            self._srtt = sample
+            account = self._account
+            if not account.told and account.limit_seen is None:
+                # Slow start from an initial window (TCP's, RFC 6928): a share of the
+                # concurrency the caller allows, sent over the first round trip measured.
+                window = max(1.0, _INITIAL_WINDOW * (self.max_in_flight or 0))
+                account.set_rate(max(account.rate, window / sample), self.floor)
+        else:
+            self._srtt += _RTT_GAIN * (sample - self._srtt)
         self._resize()
 
     def _resize(self) -> None:

@@ -168,8 +168,9 @@ class Harvester:
     starting while the listing goes on) or ``lives`` (``Live`` objects or ``(roomid, liveid)``
     pairs). Requests pass a :class:`~cc_collect_async.governor.Governor`: ``rate`` (requests
     per second, with ``burst``) is the server's limit if known, a ceiling the governor keeps
-    at or below; without it the rate starts at ``initial_rate``, doubles every round trip
-    until the server first says "too fast", then follows the limit it found, never above
+    at or below; without it the rate starts at ``initial_rate``, opens to a quarter of
+    ``concurrency`` per round trip, doubles every round trip until the server first says
+    "too fast", then follows the limit it found, never above
     ``max_rate``. ``endpoint_rates`` are known per-endpoint limits; others are learnt.
     ``concurrency`` caps the requests in flight (default: the client's own cap, its pool
     size); below it the governor keeps about rate x round trip in flight.
