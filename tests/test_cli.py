@@ -280,17 +280,17 @@ def test_timeout_reaches_the_client(
     monkeypatch: pytest.MonkeyPatch,
     command: str,
 ) -> None:
-    from cc_collect_async.cli import commands
+    from cc_collect_async.cli import runtime
     from cc_collect_async.client import DEFAULT_TIMEOUT
 
     built: list[CollectClient] = []
 
-    class Recording(commands.CollectClient):
+    class Recording(runtime.CollectClient):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    monkeypatch.setattr(commands, "CollectClient", Recording)
+    monkeypatch.setattr(runtime, "CollectClient", Recording)
     live = sim.dataset.lives()[0]
 
     def argv(out: str) -> list[str]:
@@ -638,7 +638,7 @@ def test_commands_run_on_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyP
 
     import uvloop
 
-    from cc_collect_async.cli import commands
+    from cc_collect_async.cli import runtime
     from cc_collect_async.cli.exits import ExitCode
 
     loops: list[type] = []
@@ -647,9 +647,9 @@ def test_commands_run_on_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyP
         loops.append(type(asyncio.get_running_loop()))
         return ExitCode.OK
 
-    assert commands.run_async(probe) == ExitCode.OK
-    monkeypatch.setattr(commands, "uvloop_available", lambda: False)
-    assert commands.run_async(probe) == ExitCode.OK
+    assert runtime.run_async(probe) == ExitCode.OK
+    monkeypatch.setattr(runtime, "uvloop_available", lambda: False)
+    assert runtime.run_async(probe) == ExitCode.OK
     assert loops[0] is uvloop.Loop
     assert not issubclass(loops[1], uvloop.Loop)
 

@@ -56,7 +56,8 @@ def _runners() -> dict[str, Runner]:
     """Each subcommand's runner; a new subcommand adds its parser in ``args.build_parser``
     and its runner here."""
     from .args import call_options, demo_options, harvest_options, lives_options
-    from .commands import configure_logging, run_call, run_harvest, run_lives, run_sim
+    from .commands import run_call, run_harvest, run_lives, run_sim
+    from .console import configure_logging
     from .demo import run_demo
 
     def harvest(ns: argparse.Namespace, extra: Sequence[str]) -> int:

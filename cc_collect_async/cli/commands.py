@@ -8,14 +8,13 @@ which messages a person sees, which error means which exit code, and how Ctrl-C 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from types import FrameType
@@ -30,12 +29,10 @@ from ..harvest import Harvester, list_lives
 from ..harvest.filesystem import OutputError
 from ..harvest.manifest import DifferentHarvestError, NotAHarvestDirectoryError
 from ..harvest.outdir import DirectorySink
-from ..json_codec import dumps, dumps_line
-from . import json_logs, metrics_file
+from ..json_codec import dumps_line
+from . import console, json_logs, metrics_file, runtime
 from .args import (
-    DEFAULT_CONCURRENCY,
     CallOptions,
-    Credentials,
     HarvestOptions,
     LivesOptions,
     UsageError,
@@ -51,75 +48,7 @@ from .progress import (
     summary_table,
 )
 
-__all__ = ["configure_logging", "run_call", "run_harvest", "run_lives", "run_sim"]
-
-_LOGGER = "cc_collect_async"
-
-
-def configure_logging(verbose: int, stream: TextIO) -> None:
-    """``-v``: retries and failures; ``-vv``: every request. Otherwise the library stays
-    silent (its warnings would repeat what the failure list says, and break the display)."""
-    logger = logging.getLogger(_LOGGER)
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
-    if verbose:
-        shown = logging.StreamHandler(stream)
-        shown.setFormatter(logging.Formatter("cc-collect: %(levelname)s %(message)s"))
-        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-        logger.addHandler(shown)
-    else:
-        logger.addHandler(logging.NullHandler())
-    logger.propagate = False
-
-
-def run_async(func: Callable[..., Awaitable[ExitCode]], *args: object) -> ExitCode:
-    """Run a command's coroutine on asyncio, on uvloop's event loop when it is installed
-    (the ``fast`` extra): it spends less CPU per request, which is what keeps 128 requests
-    in flight at the pace of the server's latency on a small machine (benchmarks/)."""
-    return anyio.run(
-        func, *args, backend="asyncio", backend_options={"use_uvloop": uvloop_available()}
-    )
-
-
-def uvloop_available() -> bool:
-    return sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None
-
-
-def _say(stream: TextIO, text: str) -> None:
-    print(text, file=stream, flush=True)
-
-
-def _error(stream: TextIO, text: object) -> None:
-    # One line, always: cron mails it, people grep it.
-    print(f"cc-collect: error: {' '.join(str(text).split())}", file=stream, flush=True)
-
-
-def _auth_message(credentials: Credentials, exc: AuthError) -> str:
-    return (
-        f"authentication rejected by {credentials.base_url} ({exc.vendor_message or exc}); "
-        "check CC_USERID and CC_API_KEY"
-    )
-
-
-def _client(
-    credentials: Credentials, timeout: float | None, concurrency: int | None = None
-) -> CollectClient:
-    options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-    return CollectClient(
-        credentials.userid,
-        credentials.api_key,
-        base_url=credentials.base_url,
-        max_concurrency=concurrency or DEFAULT_CONCURRENCY,
-        **options,
-    )
-
-
-def _print_json(stdout: TextIO, data: Any) -> None:
-    # Through the codec: a lone surrogate in a reply (a truncated emoji) is written as its
-    # escape, where json.dumps would hand stdout a string it cannot encode.
-    stdout.write(dumps(data, indent=True).decode() + "\n")
-    stdout.flush()
-
+__all__ = ["run_call", "run_harvest", "run_lives", "run_sim"]
 
 # -- harvest -------------------------------------------------------------------------------
 
@@ -184,7 +113,7 @@ def _write_metrics(
     try:
         metrics_file.write(path, text)
     except OSError as exc:
-        _error(stderr, f"cannot write the metrics file {path}: {exc.strerror or exc}")
+        console.error(stderr, f"cannot write the metrics file {path}: {exc.strerror or exc}")
         return ExitCode.OUTPUT if code == ExitCode.OK else code
     return code
 
@@ -195,13 +124,13 @@ def _open_and_harvest(
     try:
         sink.open()
     except (DifferentHarvestError, NotAHarvestDirectoryError) as exc:
-        _error(stderr, exc)
+        console.error(stderr, exc)
         return ExitCode.USAGE
     except OutputError as exc:
-        _error(stderr, exc)
+        console.error(stderr, exc)
         return ExitCode.OUTPUT
     try:
-        return run_async(_harvest, options, sink, stderr, stdout)
+        return runtime.run_async(_harvest, options, sink, stderr, stdout)
     finally:
         sink.release()
 
@@ -214,13 +143,13 @@ async def _harvest(
     display = options.display
     if not display.quiet:
         request = options.request
-        _say(
+        console.say(
             stderr,
             f"cc-collect: harvesting {request.describe()}; into {options.out}",
         )
         if sink.skip:
-            _say(stderr, f"cc-collect: resuming: {len(sink.skip):,} units already committed")
-    async with _client(options.credentials, options.timeout, options.concurrency) as client:
+            console.say(stderr, f"cc-collect: resuming: {len(sink.skip):,} units already committed")
+    async with runtime.client(options.credentials, options.timeout, options.concurrency) as client:
         harvester = _harvester(options, client, sink)
         view = progress_view(
             stderr,
@@ -241,9 +170,9 @@ async def _harvest(
     )
     _tell_end(options, sink.manifest or {}, end, stderr, stdout, duration=report.duration)
     if auth is not None:
-        _error(stderr, _auth_message(options.credentials, auth))
+        console.error(stderr, console.auth_message(options.credentials, auth))
     elif output is not None:
-        _error(stderr, output)
+        console.error(stderr, output)
     return harvest_exit_code(end)
 
 
@@ -252,7 +181,7 @@ def _nothing_to_do(
 ) -> ExitCode:
     manifest = sink.manifest or {}
     if not options.display.quiet:
-        _say(
+        console.say(
             stderr,
             f"cc-collect: {options.out} already holds this harvest, complete "
             f"({int(manifest.get('records') or 0):,} records of "
@@ -260,7 +189,7 @@ def _nothing_to_do(
             f"{manifest.get('finished_at')}); nothing to do",
         )
     if options.display.json:
-        _print_json(stdout, manifest)
+        console.print_json(stdout, manifest)
     return ExitCode.OK
 
 
@@ -289,10 +218,10 @@ async def _fetch(
 
     def notice(signum: int) -> None:
         name = signal.Signals(signum).name
-        _say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
+        console.say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
 
     def abandon() -> None:
-        _say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
+        console.say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
 
     async def work() -> None:
         async with anyio.create_task_group() as display:
@@ -334,23 +263,23 @@ def _tell_end(
     quiet, where = options.display.quiet, options.out
     broken = end.auth_rejected or end.output_failed
     if not quiet and manifest and not broken:
-        _say(stderr, summary_table(manifest))
+        console.say(stderr, summary_table(manifest))
     for line in failure_lines(manifest):
-        _say(stderr, line)
+        console.say(stderr, line)
     if options.display.json and manifest:
-        _print_json(stdout, manifest)
+        console.print_json(stdout, manifest)
     if broken:
         return
     if end.interrupted:
         units = manifest.get("units") or {}
         done, expected = int(units.get("done") or 0), int(units.get("expected") or 0)
-        _say(
+        console.say(
             stderr,
             f"cc-collect: interrupted: {done:,} of {expected:,}+ units committed in {where}; "
             "run the same command again to finish",
         )
     elif end.failed_units:
-        _say(
+        console.say(
             stderr,
             f"cc-collect: incomplete: {end.failed_units:,} units failed; "
             "run the same command again to retry them",
@@ -358,8 +287,10 @@ def _tell_end(
     elif not quiet:
         issues = manifest.get("issues") or []
         if issues:
-            _say(stderr, f"cc-collect: note: {len(issues):,} completeness issue(s) in manifest")
-        _say(
+            console.say(
+                stderr, f"cc-collect: note: {len(issues):,} completeness issue(s) in manifest"
+            )
+        console.say(
             stderr,
             f"cc-collect: complete: {int(manifest.get('records') or 0):,} records in {where} "
             f"({format_duration(duration)})",
@@ -380,7 +311,7 @@ def run_lives(
     """``cc-collect lives``: one JSON line per live of the window, on stdout."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    return run_async(_lives, options, stderr, stdout)
+    return runtime.run_async(_lives, options, stderr, stdout)
 
 
 async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
@@ -392,7 +323,7 @@ async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitC
         where = f" of room {room}" if room else ""
         failures.append(f"listing lives{where} failed: {exc}")
 
-    async with _client(options.credentials, options.timeout) as client:
+    async with runtime.client(options.credentials, options.timeout) as client:
         try:
             async with aclosing(list_lives(client, options.window, failed)) as lives:
                 async for live in lives:
@@ -400,12 +331,12 @@ async def _lives(options: LivesOptions, stderr: TextIO, stdout: TextIO) -> ExitC
                     out.write(dumps_line(dict(live.wire())))
                     out.flush()
         except AuthError as exc:
-            _error(stderr, _auth_message(options.credentials, exc))
+            console.error(stderr, console.auth_message(options.credentials, exc))
             return ExitCode.AUTH
     for failure in failures:
-        _error(stderr, failure)
+        console.error(stderr, failure)
     if not options.display.quiet:
-        _say(stderr, f"cc-collect: {count:,} lives")
+        console.say(stderr, f"cc-collect: {count:,} lives")
     return ExitCode.UNITS_FAILED if failures else ExitCode.OK
 
 
@@ -418,25 +349,25 @@ def run_call(
     """``cc-collect call``: one endpoint, its OK envelope pretty-printed on stdout."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    return run_async(_call, options, stderr, stdout)
+    return runtime.run_async(_call, options, stderr, stdout)
 
 
 async def _call(options: CallOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
-    async with _client(options.credentials, options.timeout) as client:
+    async with runtime.client(options.credentials, options.timeout) as client:
         try:
             envelope = await client.call(options.endpoint, method=options.method, **options.params)
         except AuthError as exc:
-            _error(stderr, _auth_message(options.credentials, exc))
+            console.error(stderr, console.auth_message(options.credentials, exc))
             return ExitCode.AUTH
         except InvalidRequestError as exc:
             if exc.attempts == 0:  # refused before sending: the command line is wrong
                 raise UsageError(str(exc)) from None
-            _error(stderr, exc)
+            console.error(stderr, exc)
             return ExitCode.UNITS_FAILED
         except CollectError as exc:
-            _error(stderr, exc)
+            console.error(stderr, exc)
             return ExitCode.UNITS_FAILED
-    _print_json(stdout, envelope)
+    console.print_json(stdout, envelope)
     return ExitCode.OK
 
 
@@ -461,13 +392,13 @@ def run_sim(argv: Sequence[str], *, stderr: TextIO | None = None) -> ExitCode:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with serve(simulator, options.host, options.port) as url:
-            _say(stderr, _sim_banner(url, options.spec, options.config.accounts))
+            console.say(stderr, _sim_banner(url, options.spec, options.config.accounts))
             while not stop.wait(0.5):
                 pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _say(stderr, "cc-collect: simulator stopped")
+    console.say(stderr, "cc-collect: simulator stopped")
     return ExitCode.OK
 
 

@@ -33,6 +33,7 @@ from ..database import (
 )
 from ..errors import AuthError
 from ..harvest import DEFAULT_KINDS, Harvester
+from . import console, runtime
 from .args import (
     Credentials,
     Display,
@@ -45,7 +46,6 @@ from .args import (
     default_concurrency,
     parse_when,
 )
-from .commands import _auth_message, _client, _error, _print_json, _say, run_async
 from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
 from .interrupt import run_interruptibly
 from .progress import failure_lines, follow, format_duration, progress_view, summary_table
@@ -194,7 +194,7 @@ def run_sync(
     import sys
 
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    return run_async(_sync, options, stderr, stdout)
+    return runtime.run_async(_sync, options, stderr, stdout)
 
 
 def _when(moment: datetime | None) -> str:
@@ -205,13 +205,13 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
     display = options.display
     quiet = display.quiet
     if not quiet:
-        _say(stderr, f"cc-collect: syncing into {options.target.display}")
+        console.say(stderr, f"cc-collect: syncing into {options.target.display}")
     seen: list[Harvester] = []
 
     async def watch(plan: SyncPlan, harvester: Harvester) -> None:
         seen.append(harvester)
         if not quiet:
-            _say(
+            console.say(
                 stderr,
                 f"cc-collect: lives from {_when(plan.since)} to {_when(plan.until)} "
                 f"(Beijing time; watermark {_when(plan.watermark)}, oldest unfinished live "
@@ -236,14 +236,14 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
 
     def notice(signum: int) -> None:
         name = signal.Signals(signum).name
-        _say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
+        console.say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
 
     def abandon() -> None:
-        _say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
+        console.say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
 
     error: Exception | None = None
     interrupted = False
-    async with _client(options.credentials, options.timeout, options.concurrency) as client:
+    async with runtime.client(options.credentials, options.timeout, options.concurrency) as client:
 
         async def work() -> None:
             result.append(
@@ -272,7 +272,7 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
     if error is not None:
         return _failed(options, error, seen, stderr)
     if not result:  # interrupted before the harvest began
-        _say(stderr, "cc-collect: interrupted before anything was fetched")
+        console.say(stderr, "cc-collect: interrupted before anything was fetched")
         return ExitCode.INTERRUPTED
     return _tell_end(options, result[0], interrupted, stderr, stdout)
 
@@ -282,18 +282,20 @@ def _failed(
 ) -> ExitCode:
     usage = find_error(error, DatabaseUsageError)
     if usage is not None:
-        _error(stderr, usage)
+        console.error(stderr, usage)
         return ExitCode.USAGE
     auth = find_error(error, AuthError)
     database = find_error(error, DatabaseError)
     if auth is None and database is None:
         raise error  # a bug, not a condition: keep the traceback
     if auth is not None:
-        _error(stderr, _auth_message(options.credentials, auth))
+        console.error(stderr, console.auth_message(options.credentials, auth))
     else:
-        _error(stderr, database)
+        console.error(stderr, database)
         if seen:
-            _say(stderr, "cc-collect: units committed before the error are kept; rerun to finish")
+            console.say(
+                stderr, "cc-collect: units committed before the error are kept; rerun to finish"
+            )
     return harvest_exit_code(
         HarvestEnd(auth_rejected=auth is not None, output_failed=database is not None)
     )
@@ -348,10 +350,10 @@ def _tell_end(
     quiet = options.display.quiet
     harvest = report.harvest
     if options.display.json:
-        _print_json(stdout, _json(report))
+        console.print_json(stdout, _json(report))
     if harvest is None:
         if not quiet:
-            _say(
+            console.say(
                 stderr,
                 f"cc-collect: nothing to do: the last complete sync ended at "
                 f"{_when(report.plan.watermark)} and no live is unfinished",
@@ -359,27 +361,27 @@ def _tell_end(
         return ExitCode.OK
     manifest = _manifest(report)
     if not quiet:
-        _say(stderr, summary_table(manifest))
+        console.say(stderr, summary_table(manifest))
     for line in failure_lines(manifest):
-        _say(stderr, line)
+        console.say(stderr, line)
     end = HarvestEnd(
         interrupted=interrupted or harvest.cancelled, failed_units=len(harvest.failures)
     )
     if end.interrupted:
-        _say(
+        console.say(
             stderr,
             f"cc-collect: interrupted: {report.committed_units:,} units committed; "
             "run the same command again to finish",
         )
     elif end.failed_units:
-        _say(
+        console.say(
             stderr,
             f"cc-collect: incomplete: {end.failed_units:,} units failed; the watermark stays; "
             "run the same command again to retry them",
         )
     elif not quiet:
         moved = report.plan.advance_to
-        _say(
+        console.say(
             stderr,
             f"cc-collect: complete: {report.committed_records:,} records of "
             f"{report.committed_units:,} units committed in {report.transactions:,} "
