@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import sniffio
+from conftest import API_KEY, USERID
 
 from cc_collect_async import CollectClient, RateLimiter, RetryPolicy
 
@@ -80,3 +81,17 @@ async def test_with_options_builds_a_whole_client_sharing_the_pool() -> None:
         assert (derived.stats.requests, client.stats.requests) == (1, 0), "counters of its own"
         await derived.aclose()  # does not close the shared pool
         assert (await client.user_count("L1")).livecount == 7
+
+
+@pytest.mark.anyio
+async def test_the_aiohttp_engine_is_refused_under_trio_when_the_client_is_entered(
+    anyio_backend: str,
+) -> None:
+    client = CollectClient(USERID, API_KEY, http_backend="aiohttp")
+    if anyio_backend == "trio":
+        with pytest.raises(RuntimeError, match="asyncio only; under trio use"):
+            async with client:
+                pass  # pragma: no cover - refused on entry
+    else:
+        async with client:
+            assert client.engine == "aiohttp"

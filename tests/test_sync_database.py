@@ -5,6 +5,7 @@ what a second sync, a newer schema, a foreign file or a lost connection meet."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from cc_collect_async.database import (
     DatabaseBusyError,
     DatabaseError,
     DatabaseSink,
+    DatabaseUsageError,
     NotADatabaseError,
     SchemaVersionError,
     open_backend,
@@ -344,3 +346,15 @@ async def test_refresh_days_fetch_final_units_again(tmp_path: Path) -> None:
     assert again.plan.since == (UNTIL - timedelta(days=1)).replace(tzinfo=BEIJING)
     assert again.committed_units == len(last_day) * len(kinds) < first.committed_units
     assert_matches_truth(database, sim.truth(SINCE, UNTIL), kinds)
+
+
+@pytest.mark.parametrize("missing", ["psycopg", "pyarrow"])
+def test_a_postgresql_target_without_its_extra_is_refused_before_anything_is_fetched(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    from cc_collect_async.database.postgres_backend import PostgresBackend
+
+    monkeypatch.setitem(sys.modules, missing, None)  # what an absent package looks like
+    target = parse_target("postgresql://u@127.0.0.1:1/db")
+    with pytest.raises(DatabaseUsageError, match=rf"^{missing} is not installed: pip install"):
+        PostgresBackend(target)

@@ -33,11 +33,14 @@ _CONNECT_TIMEOUT = 10
 
 
 def _psycopg() -> Any:
+    """psycopg, and pyarrow that types the rows: both from the ``postgres`` extra, checked
+    before anything is fetched."""
     try:
         import psycopg
-    except ImportError:
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
         raise DatabaseUsageError(
-            "psycopg is not installed: pip install 'cc_collect_async[postgres]'"
+            f"{exc.name} is not installed: pip install 'cc_collect_async[postgres]'"
         ) from None
     return psycopg
 
@@ -50,7 +53,7 @@ def _first_line(exc: BaseException) -> str:
 def _csv_options() -> Any:
     try:
         import pyarrow.csv as csv
-    except ImportError:  # pragma: no cover - the postgres extra brings pyarrow
+    except ImportError:  # refused when a backend is made (_psycopg)
         return None
     # Quoting every value tells an empty string ("") from NULL (nothing) in PostgreSQL's CSV.
     return csv.WriteOptions(include_header=False, quoting_style="all_valid")
