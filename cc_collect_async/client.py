@@ -11,7 +11,6 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx
-import sniffio
 
 from . import models
 from .cache import CacheUse, ResponseCache
@@ -222,12 +221,7 @@ class CollectClient:
         return f"CollectClient(userid={self.userid!r}, base_url={self.base_url!r})"
 
     async def __aenter__(self) -> CollectClient:
-        if self.engine == "aiohttp" and sniffio.current_async_library() != "asyncio":
-            # Here, where the mistake is made, rather than at the first request.
-            raise RuntimeError(
-                "http_backend='aiohttp' runs on asyncio only; under "
-                f"{sniffio.current_async_library()} use http_backend='auto' or 'httpx'"
-            )
+        self._sender.check_event_loop()  # where the mistake is made, not at the first request
         return self
 
     async def __aexit__(

@@ -181,6 +181,17 @@ class HttpxEngine:
             await self._client.aclose()
 
 
+def require_asyncio() -> None:
+    """aiohttp runs on asyncio only: a program on another event loop that asks for it is told
+    so, and what to ask for instead."""
+    library = sniffio.current_async_library()
+    if library != "asyncio":
+        raise RuntimeError(
+            f"http_backend='aiohttp' runs on asyncio only; under {library} use "
+            "http_backend='auto' or 'httpx'"
+        )
+
+
 class AiohttpEngine:
     """Requests through one ``aiohttp.ClientSession`` (asyncio only), made on first use.
 
@@ -206,8 +217,7 @@ class AiohttpEngine:
     def _open(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        if sniffio.current_async_library() != "asyncio":
-            raise RuntimeError("the aiohttp backend runs on asyncio only; use http_backend='auto'")
+        require_asyncio()
         connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -325,6 +335,12 @@ class Sender:
     def engine(self) -> str | None:
         """``"aiohttp"`` or ``"httpx"``; None while ``"auto"`` waits for its first request."""
         return None if self._engine is None else self._engine.name
+
+    def check_event_loop(self) -> None:
+        """Raise now if the engine chosen cannot run on the running event loop (aiohttp
+        under trio) rather than at the first request."""
+        if isinstance(self._engine, AiohttpEngine):
+            require_asyncio()
 
     def _choose(self) -> Engine:
         if sniffio.current_async_library() == "asyncio":

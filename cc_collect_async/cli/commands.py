@@ -216,13 +216,6 @@ async def _fetch(
     """Run the harvest into ``sink`` with the progress display beside it and Ctrl-C handled;
     return what it raised (sorted out by :func:`_sort_error`) and whether a signal ended it."""
 
-    def notice(signum: int) -> None:
-        name = signal.Signals(signum).name
-        console.say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
-
-    def abandon() -> None:
-        console.say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
-
     async def work() -> None:
         async with anyio.create_task_group() as display:
             display.start_soon(follow, harvester, view)
@@ -232,7 +225,7 @@ async def _fetch(
                 display.cancel_scope.cancel()
 
     try:
-        return None, await run_interruptibly(work, notice, abandon)
+        return None, await run_interruptibly(work, stderr)
     except Exception as exc:  # anyio wraps errors in exception groups; sorted out later
         return exc, False
 

@@ -11,23 +11,29 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TextIO
 
 import anyio
 from anyio.abc import TaskStatus
 
+from .console import say
 from .exits import ExitCode
 
 __all__ = ["cancel_on_signal", "run_interruptibly"]
 
 
-async def run_interruptibly(
-    work: Callable[[], Awaitable[None]],
-    notice: Callable[[int], None],
-    abandon: Callable[[], None],
-) -> bool:
-    """Await ``work()`` with SIGINT/SIGTERM handled as :func:`cancel_on_signal` says; True
-    when a signal cut it short. Whatever ``work`` raises propagates (inside an exception
-    group: it crosses a task group)."""
+async def run_interruptibly(work: Callable[[], Awaitable[None]], stderr: TextIO) -> bool:
+    """Await ``work()`` with SIGINT/SIGTERM handled as :func:`cancel_on_signal` says, each
+    signal told on ``stderr``; True when a signal cut it short. Whatever ``work`` raises
+    propagates (inside an exception group: it crosses a task group)."""
+
+    def notice(signum: int) -> None:
+        name = signal.Signals(signum).name
+        say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
+
+    def abandon() -> None:
+        say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
+
     async with anyio.create_task_group() as watcher:
         work_scope = anyio.CancelScope()
         await watcher.start(cancel_on_signal, work_scope, notice, abandon)

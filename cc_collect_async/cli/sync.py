@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -234,13 +233,6 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
     if options.initial_rate is not None:
         extra["initial_rate"] = options.initial_rate
 
-    def notice(signum: int) -> None:
-        name = signal.Signals(signum).name
-        console.say(stderr, f"\ncc-collect: {name}: committing finished units (again to abandon)")
-
-    def abandon() -> None:
-        console.say(stderr, "cc-collect: abandoned; committed units are kept, rerun to finish")
-
     error: Exception | None = None
     interrupted = False
     async with runtime.client(options.credentials, options.timeout, options.concurrency) as client:
@@ -264,7 +256,7 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
             )
 
         try:
-            interrupted = await run_interruptibly(work, notice, abandon)
+            interrupted = await run_interruptibly(work, stderr)
         except Exception as exc:  # anyio wraps errors in exception groups
             error = exc
     if seen and views:
