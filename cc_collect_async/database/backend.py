@@ -132,8 +132,11 @@ class Backend(abc.ABC):
         """Insert ``rows``; where the key exists, update every column but the key and
         ``keep``."""
 
-    @abc.abstractmethod
-    def delete_lives(self, table: str, liveids: list[str]) -> None: ...
+    def delete_lives(self, table: str, liveids: list[str]) -> None:
+        """Delete the rows of ``liveids`` from ``table`` (the list bound as one parameter)."""
+        self.execute(
+            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}", (liveids,)
+        )
 
     @abc.abstractmethod
     def load(self, table: KindTable, batches: list[Any]) -> None:

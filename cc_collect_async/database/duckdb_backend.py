@@ -27,7 +27,7 @@ from .errors import (
     DatabaseUsageError,
     NotADatabaseError,
 )
-from .tables import Column, KindTable, raw_json, record_key_text
+from .tables import Column, ColumnType, KindTable, raw_json, record_key_text
 from .target import DatabaseTarget
 
 __all__ = ["DuckDBBackend"]
@@ -46,16 +46,12 @@ def _duckdb() -> Any:
     return duckdb
 
 
-#: The list types the bookkeeping columns are bound as (JSON as its text: the insert checks it).
-_LIST_TYPES = {
-    "text": "VARCHAR[]",
-    "json": "VARCHAR[]",
-    "bigint": "BIGINT[]",
-    "integer": "INTEGER[]",
-    "double": "DOUBLE[]",
-    "timestamptz": "TIMESTAMPTZ[]",
-    "boolean": "BOOLEAN[]",
-}
+def _list_type(type_: ColumnType) -> str:
+    """The list type a bookkeeping column is bound as (JSON as its text: the insert checks
+    it)."""
+    return ("VARCHAR" if type_ == "json" else DUCKDB.types[type_]) + "[]"
+
+
 #: Fields of a staged row are separated by U+001F and rows end with a newline: JSON text
 #: never holds either raw (control characters are escaped in strings).
 _SEP = b"\x1f"
@@ -303,7 +299,7 @@ class DuckDBBackend(Backend):
             return
         types = COLUMN_TYPES[table]
         names = ", ".join(quote(c) for c in columns)
-        lists = ", ".join(f"unnest(?::{_LIST_TYPES[types[c]]}) AS {quote(c)}" for c in columns)
+        lists = ", ".join(f"unnest(?::{_list_type(types[c])}) AS {quote(c)}" for c in columns)
         key = KEYS[table]
         sql = (
             f"INSERT INTO {self.name(table)} ({names}) SELECT {names} FROM (SELECT {lists}) "
@@ -311,8 +307,3 @@ class DuckDBBackend(Backend):
             + self.update_clause(columns, key, keep)
         )
         self.execute(sql, [list(values) for values in zip(*rows, strict=True)])
-
-    def delete_lives(self, table: str, liveids: list[str]) -> None:
-        self.execute(
-            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}", (liveids,)
-        )

@@ -207,8 +207,3 @@ class PostgresBackend(Backend):
             self._connection.cursor().executemany(
                 sql, [[_clean_text(v) for v in row] for row in rows]
             )
-
-    def delete_lives(self, table: str, liveids: list[str]) -> None:
-        self.execute(
-            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}", (liveids,)
-        )
