@@ -29,6 +29,7 @@ from cc_collect_async.database import (
     sync,
 )
 from cc_collect_async.database.backend import Group
+from cc_collect_async.database.ddl import COLUMNS, LIVES
 from cc_collect_async.database.tables import KIND_TABLES
 from cc_collect_async.harvest import ALL_KINDS, Harvester, Window
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
@@ -116,6 +117,49 @@ async def test_a_rerun_of_final_units_lists_lives_and_fetches_nothing_else(datab
     assert sim.stats.requests == 1  # one listing page
     assert incremental.plan.window is None  # the watermark is the end: nothing to list
     assert_matches_truth(database, sim.truth(SINCE, UNTIL), ("chat", "access", "vote"))
+
+
+async def test_a_rerun_that_skips_every_unit_commits_its_lives_in_groups(tmp_path: Path) -> None:
+    # Lives used to ride only with a unit: a rerun of a big account sent every live in its
+    # last transaction, and 20,000 of them in one upsert ran DuckDB out of memory.
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    sim = Simulator(SPEC)
+    listed = sim.truth(SINCE, UNTIL).lives
+    lives = len(listed)
+    async with client_for(sim) as client:
+        await sync(client, database, since=SINCE, until=UNTIL, harvest_options=FAST)
+        harvester = Harvester(
+            client,
+            window=Window(SINCE, UNTIL),
+            skip={(live.liveid, kind) for live in listed for kind in ALL_KINDS},
+            kinds=ALL_KINDS,
+            initial_rate=1000,
+        )
+        async with DatabaseSink(database, account=client.userid, group_rows=5) as sink:
+            report = await harvester.run(sink)
+    assert report.complete and report.units == 0
+    assert sink.transactions == lives // 5 + 1  # groups of 5 lives, then the rest and the run
+    assert rows(database, "SELECT count(*) FROM cc_lives") == [(lives,)]
+
+
+def test_duckdb_upserts_twenty_thousand_lives_within_its_memory_limit(tmp_path: Path) -> None:
+    # One statement of 20,000 rows needed 48 MB of DuckDB's 24; the upsert goes in parts.
+    backend = open_backend(parse_target(f"duckdb:///{tmp_path / 'cc.duckdb'}"), DEMO_USERID)
+    try:
+        seen = datetime(2026, 11, 3, tzinfo=timezone.utc)
+        raw = json.dumps({"class_name": "第一讲", "room_type": 3, "end_time": "2026-11-02"})
+        for _ in range(2):  # the second time every row is already there
+            lives = [
+                (f"{n:016X}", DEMO_USERID, f"R{n % 7}", "第一讲", 3, seen, None, seen, seen, raw)
+                for n in range(20_000)
+            ]
+            with backend.transaction():
+                backend.upsert(LIVES, COLUMNS[LIVES], lives, keep=("first_seen",))
+        assert backend.execute(f"SELECT count(*), count(DISTINCT liveid) FROM {LIVES}") == [
+            (20_000, 20_000)
+        ]
+    finally:
+        backend.close()
 
 
 async def test_failed_units_are_not_stored_and_a_rerun_fetches_only_them(tmp_path: Path) -> None:

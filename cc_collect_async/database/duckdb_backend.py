@@ -1,7 +1,7 @@
 """DuckDB: one embedded file, one writing process at a time.
 
-Rows go in through Arrow tables registered with the connection (one ``INSERT ... SELECT``
-per kind and group: ``executemany`` costs about a millisecond per row). DuckDB locks the
+Rows go in through a staged file DuckDB reads itself (one ``INSERT ... SELECT`` per kind and
+group, the JSON typed in SQL: ``executemany`` costs about a millisecond per row). DuckDB locks the
 file for the process that writes it, and no reader may hold it meanwhile: a second sync
 fails at once with :class:`DatabaseBusyError`. Within one process DuckDB would hand a second
 connection the same database, so a process-wide registry refuses that too.
@@ -137,8 +137,23 @@ def _config() -> dict[str, Any]:
     """DuckDB's own memory kept small (it would take 80% of RAM for its cache) and one
     thread: a sync's database work is small steps, and the other core fetches. Measured
     (benchmarks/sync_memory.py): a million records' peak RSS 163 MB with 24 MB here, 254 MB
-    with DuckDB's defaults; 16 MB ran out of memory mid-sync."""
-    return {"memory_limit": "24MB", "threads": 1, "preserve_insertion_order": False}
+    with DuckDB's defaults.
+
+    Join filter pushdown is off: for a semi join against a short list (``liveid IN (SELECT
+    unnest(?))``) and for ``ON CONFLICT`` it reserved about 6 MiB per statement (on a replay
+    of a sync's statements: 12-16 MB needed with it, 2-4 MB without), a peak on top of the
+    cache. The lists are a group's lives: there was nothing for it to prune."""
+    return {
+        "memory_limit": "24MB",
+        "threads": 1,
+        "preserve_insertion_order": False,
+        "disabled_optimizers": "join_filter_pushdown",
+    }
+
+
+#: Rows of one upsert statement (see DuckDBBackend.upsert): 1,000 and 2,000 run within
+#: 16 MB, 5,000 needs 24 MB.
+_UPSERT_ROWS = 1_000
 
 
 def _one_line(exc: BaseException) -> str:
@@ -295,6 +310,8 @@ class DuckDBBackend(Backend):
     ) -> None:
         # Each column as one list parameter, unnested side by side: binding a list costs
         # DuckDB a fifth of binding its values one marker each.
+        # At most _UPSERT_ROWS rows a statement: DuckDB's memory for an upsert grows with its
+        # rows, and 20,000 lives at once (a rerun of a big account) needed 48 MB.
         if not rows:
             return
         types = COLUMN_TYPES[table]
@@ -306,4 +323,6 @@ class DuckDBBackend(Backend):
             f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
             + self.update_clause(columns, key, keep)
         )
-        self.execute(sql, [list(values) for values in zip(*rows, strict=True)])
+        for start in range(0, len(rows), _UPSERT_ROWS):
+            chunk = rows[start : start + _UPSERT_ROWS]
+            self.execute(sql, [list(values) for values in zip(*chunk, strict=True)])
