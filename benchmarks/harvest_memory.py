@@ -57,7 +57,7 @@ def run(ctx: Context) -> ScenarioResult:
         TITLE,
         "simulator in its own process, no latency, no limit; lives of ~1,000 records "
         "(chat 500, access 150, rollcall 300, votes 5, answer cards 5 on average); default "
-        "kinds; concurrency 8 (the default), rate 10,000/s (not binding)",
+        "kinds; --rate 10000 (not binding), hence 64 in flight (the concurrency --rate sizes)",
     )
     use_cli = cli_path() is not None
     table = Table(

@@ -162,6 +162,22 @@ def test_duckdb_upserts_twenty_thousand_lives_within_its_memory_limit(tmp_path: 
         backend.close()
 
 
+async def test_a_live_whose_chat_is_one_reply_of_100000_records_is_stored(database: str) -> None:
+    # Chat has no pages: one reply is a live's every message. One INSERT of it ran DuckDB out
+    # of memory; it goes in parts of a few MB now, still in the unit's one transaction.
+    spec = DatasetSpec(lives=1, rooms=1, empty_every=0, huge_every=0, chat_per_live=100_000)
+    sim = Simulator(spec)
+    since, until = spec.window_start, spec.window_start + timedelta(days=spec.window_days)
+    async with client_for(sim) as client:
+        report = await sync(
+            client, database, since=since, until=until, kinds=["chat"], harvest_options=FAST
+        )
+    truth = sim.truth(since, until)
+    assert report.complete and report.transactions == 1 + 1  # the unit, then the run's end
+    assert len(truth.keys["chat"]) >= 50_000
+    assert_matches_truth(database, truth, ("chat",))
+
+
 async def test_failed_units_are_not_stored_and_a_rerun_fetches_only_them(tmp_path: Path) -> None:
     database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
     flaky = Simulator(SPEC, SimConfig(fault_rate=0.3, fault_kinds=("http500",), fault_seed=2))

@@ -89,6 +89,34 @@ def staged_lines(
     )
 
 
+#: Staged bytes one INSERT reads at most (a group of 5,000 records is 2-5 MB).
+_LOAD_BYTES = 4 << 20
+
+
+def _parts(batches: list[bytes], limit: int) -> Iterator[list[memoryview]]:
+    """``batches`` in runs of about ``limit`` bytes, cut between rows: one page can be a
+    whole live's chat, every record of it (an endpoint without pages)."""
+    part: list[memoryview] = []
+    size = 0
+    for batch in batches:
+        view, start = memoryview(batch), 0
+        while start < len(batch):
+            room = max(limit - size, 1)
+            end = len(batch)
+            if end - start > room:
+                end = batch.rfind(b"\n", start, start + room) + 1
+                if end <= start:  # the room ends inside the first row: take that row
+                    end = batch.find(b"\n", start + room) + 1 or len(batch)
+            part.append(view[start:end])
+            size += end - start
+            start = end
+            if size >= limit:
+                yield part
+                part, size = [], 0
+    if part:
+        yield part
+
+
 def _read_staged(path: str) -> str:
     quoted = path.replace("'", "''")
     return (
@@ -273,16 +301,20 @@ class DuckDBBackend(Backend):
     ) -> Any:
         return staged_lines(liveid, roomid, records, key_of)
 
-    def load(self, table: KindTable, batches: list[Any]) -> None:
+    def load(self, table: KindTable, batches: list[bytes]) -> None:
         # Through a file DuckDB reads itself: no Python object per value crosses into the
-        # database thread (pyarrow would add 25 MB of memory just by being imported).
+        # database thread (pyarrow would add 25 MB of memory just by being imported). At
+        # most _LOAD_BYTES a statement: one INSERT of a live's 100,000 chat records ran out of
+        # DuckDB's memory; in parts, 300,000 go in one transaction.
         path = os.path.join(self._scratch(), f"{table.name}.rows")
-        with open(path, "wb") as file:
-            file.writelines(batches)
-        try:
-            self.execute(_insert_typed(self.name(table.name), table, _read_staged(path)))
-        finally:
-            os.remove(path)
+        insert = _insert_typed(self.name(table.name), table, _read_staged(path))
+        for part in _parts(batches, _LOAD_BYTES):
+            with open(path, "wb") as file:
+                file.writelines(part)
+            try:
+                self.execute(insert)
+            finally:
+                os.remove(path)
 
     def _scratch_prefix(self) -> str:
         return f".{os.path.basename(self.path)}.cc-sync-"
