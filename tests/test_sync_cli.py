@@ -4,6 +4,7 @@ fetched), a second sync on the same file, and the one-line errors with their exi
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from postgres_server import PostgresServer
@@ -148,6 +150,34 @@ def test_bad_databases_are_one_line_and_a_distinct_exit_code(
         assert "not-the-pw-42" not in err and "secret-pw-9" not in err
     assert sim.stats.requests == 0
     assert text.read_text() == "hello\n" * 1000
+
+
+def test_a_full_disk_while_staging_rows_is_one_line_and_exit_4(
+    served: tuple[Simulator, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DuckDB's own writes failing say so in one line already; the rows staged beside the
+    # file for DuckDB to read were written by Python, and a full disk there was a traceback.
+    import builtins
+
+    from cc_collect_async.database import duckdb_backend
+
+    def full(file: str, *args: Any, **kwargs: Any) -> Any:
+        if str(file).endswith(".rows"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file)
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb_backend, "open", full, raising=False)
+    url = served[1]
+    db = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    code, err = _run(["sync", "--db", db, *WINDOW, "-q"], url, capsys)
+    assert code == 4, err
+    first = err.strip().splitlines()[0]
+    assert "cannot write rows to stage" in first and "No space left on device" in first, err
+    assert "Traceback" not in err and url not in err
+    assert not [p for p in tmp_path.iterdir() if ".cc-sync-" in p.name]  # its scratch is gone
 
 
 def test_a_complete_sync_and_its_rerun_through_the_command(

@@ -309,12 +309,18 @@ class DuckDBBackend(Backend):
         path = os.path.join(self._scratch(), f"{table.name}.rows")
         insert = _insert_typed(self.name(table.name), table, _read_staged(path))
         for part in _parts(batches, _LOAD_BYTES):
-            with open(path, "wb") as file:
-                file.writelines(part)
             try:
+                with open(path, "wb") as file:
+                    file.writelines(part)
                 self.execute(insert)
+            except OSError as exc:  # a full disk, most likely: the database file is beside it
+                raise DatabaseError(
+                    f"{self.target.display}: cannot write rows to stage in {os.path.dirname(path)} "
+                    f"({exc.strerror or exc}); free space there and rerun"
+                ) from None
             finally:
-                os.remove(path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
 
     def _scratch_prefix(self) -> str:
         return f".{os.path.basename(self.path)}.cc-sync-"
@@ -323,9 +329,15 @@ class DuckDBBackend(Backend):
         # Beside the database file, named after it: a sync killed by SIGKILL cannot clean up,
         # and the next sync of this file is the one that finds (and removes) what it left.
         if self._scratch_dir is None:
-            self._scratch_dir = tempfile.mkdtemp(
-                prefix=self._scratch_prefix(), dir=os.path.dirname(self.path)
-            )
+            try:
+                self._scratch_dir = tempfile.mkdtemp(
+                    prefix=self._scratch_prefix(), dir=os.path.dirname(self.path)
+                )
+            except OSError as exc:
+                raise DatabaseError(
+                    f"{self.target.display}: cannot make a staging directory beside it "
+                    f"({exc.strerror or exc})"
+                ) from None
         return self._scratch_dir
 
     def _remove_stale_scratch(self) -> None:
