@@ -310,17 +310,21 @@ class DuckDBBackend(Backend):
         insert = _insert_typed(self.name(table.name), table, _read_staged(path))
         for part in _parts(batches, _LOAD_BYTES):
             try:
-                with open(path, "wb") as file:
-                    file.writelines(part)
+                self._stage(path, part)
                 self.execute(insert)
-            except OSError as exc:  # a full disk, most likely: the database file is beside it
-                raise DatabaseError(
-                    f"{self.target.display}: cannot write rows to stage in {os.path.dirname(path)} "
-                    f"({exc.strerror or exc}); free space there and rerun"
-                ) from None
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
+
+    def _stage(self, path: str, rows: list[memoryview]) -> None:
+        try:
+            with open(path, "wb") as file:
+                file.writelines(rows)
+        except OSError as exc:  # a full disk, most likely: the database file is beside it
+            raise DatabaseError(
+                f"{self.target.display}: cannot write rows to stage in {os.path.dirname(path)} "
+                f"({exc.strerror or exc}); free space there and rerun"
+            ) from None
 
     def _scratch_prefix(self) -> str:
         return f".{os.path.basename(self.path)}.cc-sync-"
