@@ -9,7 +9,7 @@ import pytest
 
 from cc_collect_async.beijing import BEIJING
 from cc_collect_async.database import DatabaseUsageError, parse_target, plan_sync
-from cc_collect_async.database.arrow_rows import page_batch
+from cc_collect_async.database.arrow_rows import keyed_page, rows_batch
 from cc_collect_async.database.backend import SyncState
 from cc_collect_async.database.tables import KIND_TABLES, record_key_text, storable, wire_time
 from cc_collect_async.harvest import KINDS
@@ -49,7 +49,8 @@ def test_a_lone_surrogate_becomes_a_replacement_character_and_nothing_else_chang
 
 
 def _row(kind: str, record: dict[str, object]) -> dict[str, object]:
-    batch = page_batch(KIND_TABLES[kind], "L1", "R1", [record], KINDS[kind].page_keys)
+    page = keyed_page("L1", "R1", [record], KINDS[kind].page_keys)
+    batch = rows_batch(KIND_TABLES[kind], [page])
     (row,) = batch.to_pylist()
     return dict(row)
 

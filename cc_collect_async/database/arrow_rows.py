@@ -38,7 +38,6 @@ __all__ = [
     "arrow_schema",
     "arrow_type",
     "keyed_page",
-    "page_batch",
     "rows_batch",
     "table_of",
 ]
@@ -194,14 +193,3 @@ def rows_batch(table: KindTable, pages: Sequence[KeyedPage]) -> Any:
     ]
     assert len(arrays) == len(LEAD) + len(table.typed) + 1 and RAW.name == "raw"
     return pa.RecordBatch.from_arrays(arrays, schema=table_of(table))
-
-
-def page_batch(
-    table: KindTable,
-    liveid: str,
-    roomid: str,
-    records: Sequence[Mapping[str, Any]],
-    key_of: Callable[[Sequence[Mapping[str, Any]]], list[Hashable]],
-) -> Any:
-    """One page of ``table``'s kind as an Arrow record batch (see :func:`rows_batch`)."""
-    return rows_batch(table, [keyed_page(liveid, roomid, records, key_of)])

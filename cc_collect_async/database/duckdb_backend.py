@@ -1,10 +1,10 @@
 """DuckDB: one embedded file, one writing process at a time.
 
-Rows go in through a staged file DuckDB reads itself (one ``INSERT ... SELECT`` per kind and
-group, the JSON typed in SQL: ``executemany`` costs about a millisecond per row). DuckDB locks the
-file for the process that writes it, and no reader may hold it meanwhile: a second sync
-fails at once with :class:`DatabaseBusyError`. Within one process DuckDB would hand a second
-connection the same database, so a process-wide registry refuses that too.
+Rows go in through a staged file DuckDB reads itself (one ``INSERT ... SELECT`` per kind
+and group, the JSON typed in SQL: ``executemany`` costs about a millisecond per row).
+DuckDB locks the file for the process that writes it, and no reader may hold it meanwhile:
+a second sync fails at once with :class:`DatabaseBusyError`. Within one process DuckDB would
+hand a second connection the same database, so a process-wide registry refuses that too.
 """
 
 from __future__ import annotations

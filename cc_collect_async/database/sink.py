@@ -3,8 +3,8 @@
 Pages become the backend's rows as they arrive, per unit. A unit that ends well joins the
 current *group*; a group is handed to the writer about every ``group_seconds`` (or sooner
 when it holds ``group_rows`` records or lives), and the writer commits it in one transaction
-in a worker thread: DuckDB pays a few milliseconds per commit, so one transaction per unit would
-make the database what limits a sync. ``group_seconds=0`` commits every unit on its own.
+in a worker thread: DuckDB pays a few milliseconds per commit, so one transaction per unit
+would make the database what limits a sync. ``group_seconds=0`` commits every unit on its own.
 
 At most two groups are outstanding (one committing, one waiting); past that the harvest's
 consumer waits, and the harvest's own bounded stream then slows the fetching. A commit that
