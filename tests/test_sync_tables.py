@@ -1,4 +1,4 @@
-"""The pure parts of sync: typing values, record keys, raw text, ``--db`` parsing and the
+"""The pure parts of sync: times of lives, record keys, raw text, ``--db`` parsing and the
 incremental window rule."""
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ import pytest
 
 from cc_collect_async.beijing import BEIJING
 from cc_collect_async.database import DatabaseUsageError, parse_target, plan_sync
-from cc_collect_async.database.arrow_rows import keyed_page, rows_batch
 from cc_collect_async.database.backend import SyncState
-from cc_collect_async.database.tables import KIND_TABLES, record_key_text, storable, wire_time
-from cc_collect_async.harvest import KINDS
+from cc_collect_async.database.tables import record_key_text, storable, wire_time
 
 
 def test_wire_time_trims_the_vendors_trailing_space_and_is_beijing_time() -> None:
@@ -46,37 +44,6 @@ def test_a_lone_surrogate_becomes_a_replacement_character_and_nothing_else_chang
     kept, exact = storable(record, exact=True)
     assert kept["content"] == "ok \ufffd"
     assert exact == '{"content":"ok \\ud83d","name":"张三 😀","n":1}'
-
-
-def _row(kind: str, record: dict[str, object]) -> dict[str, object]:
-    page = keyed_page("L1", "R1", [record], KINDS[kind].page_keys)
-    batch = rows_batch(KIND_TABLES[kind], [page])
-    (row,) = batch.to_pylist()
-    return dict(row)
-
-
-def test_rows_type_the_main_fields_and_keep_the_record_as_received() -> None:
-    record = {
-        "publish_data": {"vote_id": "V9", "style": 1, "publish_time": "2026-11-01 10:00:00 "},
-        "reply_data": [{"uid": "a"}, {"uid": "b"}],
-    }
-    row = _row("vote", record)
-    assert row["liveid"] == "L1" and row["roomid"] == "R1" and row["record_key"] == "V9"
-    assert row["vote_id"] == "V9" and row["style"] == 1 and row["replies"] == 2
-    assert row["publish_time"] == datetime(2026, 11, 1, 2, tzinfo=timezone.utc)
-    assert row["title"] is None
-    assert row["raw"] == (
-        '{"publish_data":{"vote_id":"V9","style":1,"publish_time":"2026-11-01 10:00:00 "},'
-        '"reply_data":[{"uid":"a"},{"uid":"b"}]}'
-    )
-
-
-def test_a_value_that_does_not_fit_its_column_is_null_there_and_kept_in_raw() -> None:
-    huge = 2**70
-    row = _row("chat", {"id": huge, "timestamp": "yesterday", "content": {"a": 1}})
-    assert row["id"] is None and row["timestamp"] is None
-    assert row["content"] == '{"a":1}'
-    assert str(huge) in str(row["raw"]) and row["record_key"] == str(huge)
 
 
 def test_db_urls() -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 import attrs
 
-from .arrow_rows import keyed_page
 from .ddl import COLUMNS, LIVES, META, RUNS, SCHEMA_VERSION, UNITS, WATERMARKS, SqlDialect, quote
 from .errors import NotADatabaseError, SchemaVersionError
 from .tables import KIND_TABLES, KindTable
@@ -143,6 +142,7 @@ class Backend(abc.ABC):
         """Append the pages (as :meth:`page_rows` made them) to ``table``: the backend's
         bulk path."""
 
+    @abc.abstractmethod
     def page_rows(
         self,
         table: KindTable,
@@ -151,10 +151,8 @@ class Backend(abc.ABC):
         records: Sequence[Any],
         key_of: Callable[[Sequence[Any]], list[Hashable]],
     ) -> Any:
-        """One page of records in the form :meth:`load` takes (made in the event loop's
-        thread, so it must be cheap): the records and their keys, typed by :meth:`load`
-        for a whole group at once, unless a backend does otherwise."""
-        return keyed_page(liveid, roomid, records, key_of)
+        """One page of records in the form :meth:`load` takes, made in the event loop's
+        thread, so it must be cheap: staged rows (:mod:`.staged`) the database types."""
 
     @abc.abstractmethod
     def table_names(self) -> set[str]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from .sql_typing import duckdb_time, postgres_time
 from .tables import KIND_TABLES, PREFIX, ColumnType
 
 __all__ = [
@@ -26,8 +27,11 @@ __all__ = [
     "quote",
 ]
 
-#: Bump when a table changes; an older schema is then migrated, a newer one refused.
-SCHEMA_VERSION = 1
+#: Bump when a table or view changes; an older schema is then brought up to date (every
+#: statement is ``IF NOT EXISTS`` or ``OR REPLACE``), a newer one refused.
+#: 2: the reply views type times as the tables do (an impossible date is NULL: in
+#: PostgreSQL it failed the query).
+SCHEMA_VERSION = 2
 
 META = f"{PREFIX}meta"
 LIVES = f"{PREFIX}lives"
@@ -198,15 +202,11 @@ class SqlDialect:
     def _reply_field(self, name: str, type_: str) -> str:
         if type_ == "json":
             return f"r.reply->'{name}' AS {quote(name)}"
-        text = f"rtrim(r.reply->>'{name}')"
         if type_ != "timestamptz":
             return f"r.reply->>'{name}' AS {quote(name)}"
-        if self.name == "duckdb":
-            return f"TRY_CAST({text} || '+08:00' AS TIMESTAMPTZ) AS {quote(name)}"
-        shape = r"'^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$'"
-        return (
-            f"CASE WHEN {text} ~ {shape} THEN ({text} || '+08')::timestamptz END AS {quote(name)}"
-        )
+        text = f"trim(r.reply->>'{name}')"
+        time = duckdb_time(text) if self.name == "duckdb" else postgres_time(text)
+        return f"{time} AS {quote(name)}"
 
 
 DUCKDB = SqlDialect(

@@ -27,7 +27,9 @@ from .errors import (
     DatabaseUsageError,
     NotADatabaseError,
 )
-from .tables import Column, ColumnType, KindTable, raw_json, record_key_text
+from .sql_typing import duckdb_time, duckdb_whole
+from .staged import in_parts, staged_lines
+from .tables import Column, ColumnType, KindTable
 from .target import DatabaseTarget
 
 __all__ = ["DuckDBBackend"]
@@ -52,69 +54,12 @@ def _list_type(type_: ColumnType) -> str:
     return ("VARCHAR" if type_ == "json" else DUCKDB.types[type_]) + "[]"
 
 
-#: Fields of a staged row are separated by U+001F and rows end with a newline: JSON text
-#: never holds either raw (control characters are escaped in strings).
-_SEP = b"\x1f"
 _STAGED_COLUMNS = (
     "{'liveid': 'VARCHAR', 'roomid': 'VARCHAR', 'record_key': 'VARCHAR', 'raw': 'VARCHAR'}"
 )
 
-
-def _plain(text: str) -> bytes:
-    """An id or key as one staged field: JSON-quoted in the rare case it holds the field or
-    row separator, or a lone surrogate."""
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:
-        return raw_json(text)
-    if b"\x1f" in data or b"\n" in data or b"\r" in data:
-        return raw_json(text)
-    return data
-
-
-def staged_lines(
-    liveid: str,
-    roomid: str,
-    records: Sequence[Any],
-    key_of: Callable[[Sequence[Any]], list[Hashable]],
-) -> bytes:
-    """One page as staged rows: ids, natural key and the record's JSON text."""
-    head = _plain(liveid) + _SEP + _plain(roomid) + _SEP
-    keys = key_of(records)
-    return b"".join(
-        [
-            head + _plain(record_key_text(key)) + _SEP + raw_json(record) + b"\n"
-            for key, record in zip(keys, records, strict=True)
-        ]
-    )
-
-
 #: Staged bytes one INSERT reads at most (a group of 5,000 records is 2-5 MB).
 _LOAD_BYTES = 4 << 20
-
-
-def _parts(batches: list[bytes], limit: int) -> Iterator[list[memoryview]]:
-    """``batches`` in runs of about ``limit`` bytes, cut between rows: one page can be a
-    whole live's chat, every record of it (an endpoint without pages)."""
-    part: list[memoryview] = []
-    size = 0
-    for batch in batches:
-        view, start = memoryview(batch), 0
-        while start < len(batch):
-            room = max(limit - size, 1)
-            end = len(batch)
-            if end - start > room:
-                end = batch.rfind(b"\n", start, start + room) + 1
-                if end <= start:  # the room ends inside the first row: take that row
-                    end = batch.find(b"\n", start + room) + 1 or len(batch)
-            part.append(view[start:end])
-            size += end - start
-            start = end
-            if size >= limit:
-                yield part
-                part, size = [], 0
-    if part:
-        yield part
 
 
 def _read_staged(path: str) -> str:
@@ -143,10 +88,11 @@ def _typed_expression(column: Column) -> str:
     if column.count:
         return f"CAST(json_array_length({value}) AS INTEGER)"
     if column.type == "timestamptz":
-        # Beijing time, a trailing space trimmed; anything that is no time becomes NULL.
-        return f"TRY_CAST(rtrim({value}) || '+08:00' AS TIMESTAMPTZ)"
+        return duckdb_time(f"trim({value}, ' ' || chr(9) || chr(10) || chr(13))")
     if column.type in ("text", "json"):
         return value
+    if column.type in ("bigint", "integer"):
+        return duckdb_whole(value, column.type)
     return f"TRY_CAST({value} AS {DUCKDB.types[column.type]})"
 
 
@@ -308,7 +254,7 @@ class DuckDBBackend(Backend):
         # DuckDB's memory; in parts, 300,000 go in one transaction.
         path = os.path.join(self._scratch(), f"{table.name}.rows")
         insert = _insert_typed(self.name(table.name), table, _read_staged(path))
-        for part in _parts(batches, _LOAD_BYTES):
+        for part in in_parts(batches, _LOAD_BYTES):
             try:
                 self._stage(path, part)
                 self.execute(insert)

@@ -14,15 +14,16 @@ runs the same transaction again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .arrow_rows import rows_batch
 from .backend import KEYS, Backend, ConnectionLostError
 from .ddl import POSTGRES, quote
 from .errors import DatabaseBusyError, DatabaseError, DatabaseUsageError
-from .tables import KindTable
+from .sql_typing import literal, postgres_double, postgres_time, postgres_whole
+from .staged import staged_lines
+from .tables import Column, KindTable
 from .target import DatabaseTarget
 
 __all__ = ["PostgresBackend"]
@@ -33,14 +34,12 @@ _CONNECT_TIMEOUT = 10
 
 
 def _psycopg() -> Any:
-    """psycopg, and pyarrow that types the rows: both from the ``postgres`` extra, checked
-    before anything is fetched."""
+    """psycopg, from the ``postgres`` extra: checked before anything is fetched."""
     try:
         import psycopg
-        import pyarrow  # noqa: F401
-    except ImportError as exc:
+    except ImportError:
         raise DatabaseUsageError(
-            f"{exc.name} is not installed: pip install 'cc_collect_async[postgres]'"
+            "psycopg is not installed: pip install 'cc_collect_async[postgres]'"
         ) from None
     return psycopg
 
@@ -50,23 +49,83 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(text[0].split()) if text else type(exc).__name__
 
 
-def _csv_options() -> Any:
-    try:
-        import pyarrow.csv as csv
-    except ImportError:  # refused when a backend is made (_psycopg)
-        return None
-    # Quoting every value tells an empty string ("") from NULL (nothing) in PostgreSQL's CSV.
-    return csv.WriteOptions(include_header=False, quoting_style="all_valid")
-
-
-_CSV = _csv_options()
-
-
 def _clean_text(value: Any) -> Any:
     # PostgreSQL text cannot hold NUL; U+FFFD marks where it was (raw keeps it escaped).
     if type(value) is str and "\x00" in value:
         return value.replace("\x00", "\ufffd")
     return value
+
+
+#: The session's staging table: a COPY fills it, an INSERT types it into a kind's table.
+_STAGE = "pg_temp.cc_stage"
+_STAGE_COLUMNS = ("liveid", "roomid", "record_key", "raw", "typing")
+
+#: Staged rows (fields separated by U+001F) read as CSV with a quote character JSON text
+#: never holds raw (U+0001), so nothing is unquoted or unescaped. An empty field is NULL,
+#: which only the typing copy ever is; ids and keys stay text, even empty.
+_COPY_OPTIONS = (
+    "(FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x01', FORCE_NOT_NULL (liveid, roomid, record_key))"
+)
+
+
+def _path(column: Column, last: str = "->") -> str:
+    """``column``'s field out of ``j`` (``->>``: as text): a key at a time, since a path
+    array would be taken apart again for every record."""
+    *outer, leaf = column.path
+    return "j" + "".join(f" -> {literal(part)}" for part in outer) + f" {last} {literal(leaf)}"
+
+
+def _picked(column: Column) -> str:
+    """What is picked out of ``j`` for ``column``: its value for a count or JSON, else its
+    text, typed by :func:`_typed`."""
+    field = _path(column)
+    if column.count:
+        return f"CASE WHEN jsonb_typeof({field}) = 'array' THEN jsonb_array_length({field}) END"
+    if column.type == "json":
+        # As written (jsonb's text would be respaced, its keys reordered).
+        return f"CASE WHEN jsonb_typeof({field}) <> 'null' THEN source::json{field[1:]} END"
+    if column.type == "timestamptz":
+        return f"btrim({_path(column, '->>')}, E' \\t\\n\\r')"
+    return _path(column, "->>")
+
+
+def _typed(column: Column, text: str) -> str:
+    if column.count or column.type == "json":
+        return text
+    if column.type == "text":
+        # An object or a list as written (jsonb's text would be respaced).
+        field = _path(column)
+        return (
+            f"CASE WHEN left({text}, 1) IN ('{{', '[') AND jsonb_typeof({field}) "
+            f"IN ('object', 'array') THEN (source::json{field[1:]})::text ELSE {text} END"
+        )
+    if column.type == "timestamptz":
+        return postgres_time(text)
+    if column.type == "double":
+        return postgres_double(text)
+    return postgres_whole(text, column.type)
+
+
+def _insert_typed(target: str, table: KindTable) -> str:
+    """The staged rows into a kind's table, typed by the server (see :mod:`.sql_typing`).
+
+    Each record is parsed once: ``source`` is its typing copy where it has one (PostgreSQL
+    cannot take \\u0000 or a lone surrogate out of JSON as text, see :mod:`.staged`), else
+    its text as received, and ``j`` is that as jsonb. Each field is then picked once.
+    ``OFFSET 0`` keeps the planner from folding a layer into the next, which would parse
+    the record again, or pick a field again, at every use."""
+    names = ", ".join(quote(c.name) for c in table.columns)
+    fields = ", ".join(f"{_picked(c)} AS f{i}" for i, c in enumerate(table.typed))
+    typed = ", ".join(_typed(c, f"f{i}") for i, c in enumerate(table.typed))
+    parsed = (
+        "SELECT s.*, source, source::jsonb AS j "
+        f"FROM {_STAGE} AS s, COALESCE(s.typing, s.raw) AS source OFFSET 0"
+    )
+    picked = f"SELECT *, {fields} FROM ({parsed}) AS p OFFSET 0"
+    return (
+        f"INSERT INTO {target} ({names}) SELECT liveid, roomid, record_key, {typed}, raw::json "
+        f"FROM ({picked}) AS r"
+    )
 
 
 class PostgresBackend(Backend):
@@ -86,6 +145,7 @@ class PostgresBackend(Backend):
             self._connect()
             self._lock()
             self.ensure_schema()
+            self._stage()
         except BaseException:
             self.close()
             raise
@@ -103,6 +163,13 @@ class PostgresBackend(Backend):
             raise DatabaseError(
                 f"cannot connect to {self.target.display}: {_first_line(exc)}"
             ) from None
+
+    def _stage(self) -> None:
+        """The session's staging table (gone with the connection)."""
+        self.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE.split('.')[1]} "
+            f"({', '.join(f'{name} text' for name in _STAGE_COLUMNS)})"
+        )
 
     def _lock(self) -> None:
         got = self.execute(
@@ -124,6 +191,7 @@ class PostgresBackend(Backend):
         self.close()
         self._connect()
         self._lock()
+        self._stage()
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -170,27 +238,27 @@ class PostgresBackend(Backend):
 
     # -- bulk -----------------------------------------------------------------------------
 
-    def load(self, table: KindTable, batches: list[Any]) -> None:
-        # CSV written by Arrow's C++ writer (the GIL released), not row by row in Python:
-        # this thread must leave the event loop's thread alone.
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.csv as csv
+    def page_rows(
+        self,
+        table: KindTable,
+        liveid: str,
+        roomid: str,
+        records: Sequence[Any],
+        key_of: Callable[[Sequence[Any]], list[Hashable]],
+    ) -> Any:
+        return staged_lines(liveid, roomid, records, key_of, exact=True)
 
-        rows = pa.Table.from_batches([rows_batch(table, batches)])
-        for position, column in enumerate(table.columns):
-            if column.type == "text":
-                # PostgreSQL text cannot hold NUL; U+FFFD marks where it was.
-                cleaned = pc.replace_substring(rows.column(position), "\x00", "\ufffd")
-                rows = rows.set_column(position, column.name, cleaned)
-        sink = pa.BufferOutputStream()
-        csv.write_csv(rows, sink, _CSV)
-        names = ", ".join(quote(c.name) for c in table.columns)
+    def load(self, table: KindTable, batches: list[bytes]) -> None:
+        # COPY into a temporary table, then one INSERT that types the records: the bytes
+        # cross as they are, and no Python object per value is made in this thread.
+        names = ", ".join(_STAGE_COLUMNS)
         with self._errors():
             cursor = self._connection.cursor()
-            statement = f"COPY {self.name(table.name)} ({names}) FROM STDIN WITH (FORMAT csv)"
-            with cursor.copy(statement) as copy:
-                copy.write(sink.getvalue().to_pybytes())
+            with cursor.copy(f"COPY {_STAGE} ({names}) FROM STDIN {_COPY_OPTIONS}") as copy:
+                for rows in batches:
+                    copy.write(rows)
+            cursor.execute(_insert_typed(self.name(table.name), table))
+            cursor.execute(f"TRUNCATE {_STAGE}")
 
     def upsert(
         self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]

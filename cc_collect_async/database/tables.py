@@ -6,12 +6,13 @@ fields typed, and ``raw``, the record as received. Types are named abstractly he
 (``text``, ``bigint``, ``timestamptz``, ...); each backend spells them in its own dialect.
 
 Typing a field never fails a sync: a value that does not fit its column (a time that is not
-a time, an id beyond 64 bits) is stored as NULL there, and ``raw`` still holds it.
+a time, an id beyond 64 bits) is stored as NULL there, and ``raw`` still holds it. The
+database types the fields itself (:mod:`.sql_typing`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -27,9 +28,9 @@ __all__ = [
     "Column",
     "ColumnType",
     "KindTable",
-    "clean_text",
     "raw_json",
     "record_key_text",
+    "replace_unstorable",
     "storable",
     "wire_time",
 ]
@@ -39,19 +40,17 @@ PREFIX = "cc_"
 ColumnType = Literal["text", "bigint", "integer", "double", "timestamptz", "json", "boolean"]
 
 
-# -- typing one value ---------------------------------------------------------------------
+# -- the times of lives and units ---------------------------------------------------------
 
 _fromisoformat = datetime.fromisoformat
-_INT64 = 1 << 63
-_INT32 = 1 << 31
 
 
 def wire_time(value: Any) -> datetime | None:
-    """A vendor time (Beijing, maybe with a trailing space) as an aware datetime, else None.
+    """A vendor time (Beijing, maybe with a trailing space) as an aware datetime, else None:
+    a live's start and end, which the sink reads (a record's times are typed in SQL).
 
     The vendor's one layout goes through ``datetime.fromisoformat`` (C, 6x faster than the
-    general parser: a sync types a million of these); anything else through
-    :func:`~cc_collect_async.beijing.parse_wire_time`.
+    general parser); anything else through :func:`~cc_collect_async.beijing.parse_wire_time`.
     """
     if type(value) is str:
         text = value.rstrip()
@@ -64,57 +63,6 @@ def wire_time(value: Any) -> datetime | None:
         return parse_wire_time(value)
     except ValueError:
         return None
-
-
-def text_value(value: Any) -> str | None:
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, bool | int | float):
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    return dumps(value).decode()
-
-
-def _whole(bound: int) -> Callable[[Any], int | None]:
-    def convert(value: Any) -> int | None:
-        if type(value) is not int:
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                value = int(value)
-            else:
-                return None
-        return value if -bound <= value < bound else None
-
-    return convert
-
-
-def _double(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else dumps(value).decode()
-
-
-def _count(value: Any) -> int | None:
-    return len(value) if isinstance(value, list) else None
-
-
-CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "text": text_value,
-    "bigint": _whole(_INT64),
-    "integer": _whole(_INT32),
-    "double": _double,
-    "timestamptz": wire_time,
-    "json": _json,
-}
 
 
 # -- the tables ---------------------------------------------------------------------------
@@ -274,6 +222,17 @@ def _replace_surrogates(value: Any) -> Any:
     return value
 
 
+def replace_unstorable(value: Any) -> Any:
+    """``value`` with what no text column holds (a lone surrogate, NUL) made U+FFFD."""
+    if isinstance(value, str):
+        return _replace_surrogates(value).replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {replace_unstorable(k): replace_unstorable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_unstorable(v) for v in value]
+    return value
+
+
 def raw_json(value: Any) -> bytes:
     """A record's JSON text as a database can hold it.
 
@@ -296,9 +255,3 @@ def storable(record: Mapping[str, Any], exact: bool = False) -> tuple[Mapping[st
         if not exact:
             data = dumps(record)
     return record, data.decode()
-
-
-def clean_text(value: Any) -> str | None:
-    """A text column's value from anything: lone surrogates replaced, non-text as text."""
-    text = text_value(value)
-    return None if text is None else _replace_surrogates(text)
