@@ -186,12 +186,11 @@ class Backend(abc.ABC):
             self.lock_schema_changes()
             for statement in self.dialect.create_statements(self.schema):
                 self.execute(statement)
+            # An upsert: DuckDB before 1.2 refuses to insert a key deleted in the same
+            # transaction.
             self.execute(
-                f"DELETE FROM {self.name(META)} WHERE key = {self.dialect.param}",
-                ("schema_version",),
-            )
-            self.execute(
-                f"INSERT INTO {self.name(META)} (key, value) VALUES ({self.dialect.params(2)})",
+                f"INSERT INTO {self.name(META)} (key, value) VALUES ({self.dialect.params(2)}) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 ("schema_version", str(SCHEMA_VERSION)),
             )
 

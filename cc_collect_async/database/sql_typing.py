@@ -55,8 +55,11 @@ def _day_exists(t: str) -> str:
 
 
 def _with_time(t: str) -> str:
-    """``t`` (a date or a time) as a time: a date alone is its midnight."""
-    return f"CASE WHEN length({t}) = 10 THEN {t} || ' 00:00' ELSE {t} END"
+    """``t`` (a date, minutes or seconds) with seconds: a date alone is its midnight (DuckDB
+    before 2.0 takes no time without seconds)."""
+    return (
+        f"CASE length({t}) WHEN 10 THEN {t} || ' 00:00:00' WHEN 16 THEN {t} || ':00' ELSE {t} END"
+    )
 
 
 def postgres_time(t: str) -> str:
