@@ -88,7 +88,8 @@ def _typed_expression(column: Column) -> str:
     if column.count:
         return f"CAST(json_array_length({value}) AS INTEGER)"
     if column.type == "timestamptz":
-        return duckdb_time(f"trim({value}, ' ' || chr(9) || chr(10) || chr(13))")
+        # The characters themselves, not chr(9) ...: DuckDB folds those anew at each use.
+        return duckdb_time(f"trim({value}, ' \t\n\r')")
     if column.type in ("text", "json"):
         return value
     if column.type in ("bigint", "integer"):

@@ -32,8 +32,8 @@ __all__ = [
 WHOLE_NUMBER = r"'^\s*-?[0-9]+\s*$'"
 _DECIMAL_NUMBER = r"'^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?\s*$'"
 TIME_LAYOUT = (
-    r"'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-    r"([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)?$'"
+    r"'^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])"
+    r"-(0[1-9]|[12][0-9]|3[01])([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)?$'"
 )
 _BOUNDS = {"bigint": (-(1 << 63), (1 << 63) - 1), "integer": (-(1 << 31), (1 << 31) - 1)}
 
@@ -44,29 +44,28 @@ def literal(text: str) -> str:
 
 
 def _day_exists(t: str) -> str:
-    """The day of ``t`` (a text matching TIME_LAYOUT) is in its month, in a year after 0."""
+    """The day of ``t`` (a text matching TIME_LAYOUT) is in its month."""
     year, month, day = f"substr({t}, 1, 4)", f"substr({t}, 6, 2)", f"substr({t}, 9, 2)"
     leap = f"({year}::int % 4 = 0 AND ({year}::int % 100 <> 0 OR {year}::int % 400 = 0))"
     return (
-        f"{year} <> '0000' AND ({day} <= '28' OR {month} <> '02' AND ({day} <= '30' "
+        f"{day} <= '28' OR {month} <> '02' AND ({day} <= '30' "
         f"OR {month} IN ('01', '03', '05', '07', '08', '10', '12')) "
-        f"OR {month} = '02' AND {day} = '29' AND {leap})"
+        f"OR {month} = '02' AND {day} = '29' AND {leap}"
     )
 
 
-def _with_time(t: str) -> str:
-    """``t`` (a date, minutes or seconds) with seconds: a date alone is its midnight (DuckDB
-    before 2.0 takes no time without seconds)."""
-    return (
-        f"CASE length({t}) WHEN 10 THEN {t} || ' 00:00:00' WHEN 16 THEN {t} || ':00' ELSE {t} END"
-    )
+def _with_seconds(t: str) -> str:
+    """``t`` (a date, minutes or seconds: 10, 16 or 19 characters) with seconds, a date alone
+    at its midnight (DuckDB before 2.0 casts no time without seconds). One expression, not
+    a CASE: DuckDB binds every use of ``t`` anew, a fraction of a millisecond a statement."""
+    return f"{t} || right(' 00:00:00', 19 - length({t}))"
 
 
 def postgres_time(t: str) -> str:
     """``t``, trimmed text, as a ``timestamptz`` (Beijing time), or NULL."""
     return (
         f"CASE WHEN {t} ~ {TIME_LAYOUT} THEN CASE WHEN {_day_exists(t)} "
-        f"THEN ({_with_time(t)} || '+08')::timestamptz END END"
+        f"THEN ({_with_seconds(t)} || '+08')::timestamptz END END"
     )
 
 
@@ -74,8 +73,8 @@ def duckdb_time(t: str) -> str:
     """``t``, trimmed text, as a ``TIMESTAMPTZ`` (Beijing time), or NULL: DuckDB's
     ``TRY_CAST`` turns an impossible date into NULL itself."""
     return (
-        f"CASE WHEN regexp_full_match({t}, {TIME_LAYOUT}) AND NOT starts_with({t}, '0000') "
-        f"THEN TRY_CAST({_with_time(t)} || '+08:00' AS TIMESTAMPTZ) END"
+        f"CASE WHEN regexp_full_match({t}, {TIME_LAYOUT}) "
+        f"THEN TRY_CAST({_with_seconds(t)} || '+08:00' AS TIMESTAMPTZ) END"
     )
 
 
