@@ -31,13 +31,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield server.fresh_database()
 
 
-def _store(database: str, kind: str, records: list[dict[str, Any]]) -> None:
+def _store(database: str, kind: str, records: list[dict[str, Any]], liveid: str = "L1") -> None:
     backend = open_backend(parse_target(database), "acct")
     try:
-        page = backend.page_rows(KIND_TABLES[kind], "L1", "R1", records, KINDS[kind].page_keys)
-        unit = ("L1", kind, "acct", "R1", len(records), 1, 0, None, None)
+        page = backend.page_rows(KIND_TABLES[kind], liveid, "R1", records, KINDS[kind].page_keys)
+        unit = (liveid, kind, "acct", "R1", len(records), 1, 0, None, None)
         unit += (datetime.now(timezone.utc), "run", False)
-        backend.commit(Group(units=[unit], rows={kind: [page]}, replaced={kind: ["L1"]}))
+        backend.commit(Group(units=[unit], rows={kind: [page]}, replaced={kind: [liveid]}))
     finally:
         backend.close()
 
@@ -102,6 +102,24 @@ def test_a_value_that_does_not_fit_its_column_is_null_there_and_kept_in_raw(
     assert len(stored) == len(records)
     for (key, _, _, id_, moment), record in zip(ODD_VALUES, records, strict=True):
         assert stored[key] == (id_, moment, record), key
+
+
+def test_a_duration_is_a_finite_number_or_null(database: str) -> None:
+    # One summary per live: (what "duration" holds, the column).
+    durations: list[tuple[Any, float | None]] = [
+        (12.5, 12.5),
+        ("30", 30.0),
+        (" 2.5e1 ", 25.0),
+        (7, 7.0),
+        ("abc", None),
+        ("1e999", None),
+        ("nan", None),
+        (True, None),
+    ]
+    for number, (value, _) in enumerate(durations):
+        _store(database, "summary", [{"duration": {"duration": value}}], liveid=f"L{number}")
+    stored = dict(rows(database, "SELECT liveid, duration FROM cc_summary"))
+    assert stored == {f"L{number}": typed for number, (_, typed) in enumerate(durations)}
 
 
 def test_text_columns_hold_numbers_as_written_and_objects_as_their_json(database: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from .sql_typing import duckdb_time, postgres_time
+from .sql_typing import duckdb_time, duckdb_trimmed, postgres_time, postgres_trimmed
 from .tables import KIND_TABLES, PREFIX, ColumnType
 
 __all__ = [
@@ -204,8 +204,11 @@ class SqlDialect:
             return f"r.reply->'{name}' AS {quote(name)}"
         if type_ != "timestamptz":
             return f"r.reply->>'{name}' AS {quote(name)}"
-        text = f"trim(r.reply->>'{name}')"
-        time = duckdb_time(text) if self.name == "duckdb" else postgres_time(text)
+        text = f"r.reply->>'{name}'"
+        if self.name == "duckdb":
+            time = duckdb_time(duckdb_trimmed(text))
+        else:
+            time = postgres_time(postgres_trimmed(text))
         return f"{time} AS {quote(name)}"
 
 

@@ -27,7 +27,7 @@ from .errors import (
     DatabaseUsageError,
     NotADatabaseError,
 )
-from .sql_typing import duckdb_time, duckdb_whole
+from .sql_typing import duckdb_double, duckdb_time, duckdb_trimmed, duckdb_whole
 from .staged import in_parts, staged_lines
 from .tables import Column, ColumnType, KindTable
 from .target import DatabaseTarget
@@ -88,13 +88,12 @@ def _typed_expression(column: Column) -> str:
     if column.count:
         return f"CAST(json_array_length({value}) AS INTEGER)"
     if column.type == "timestamptz":
-        # The characters themselves, not chr(9) ...: DuckDB folds those anew at each use.
-        return duckdb_time(f"trim({value}, ' \t\n\r')")
+        return duckdb_time(duckdb_trimmed(value))
     if column.type in ("text", "json"):
         return value
-    if column.type in ("bigint", "integer"):
-        return duckdb_whole(value, column.type)
-    return f"TRY_CAST({value} AS {DUCKDB.types[column.type]})"
+    if column.type == "double":
+        return duckdb_double(value)
+    return duckdb_whole(value, column.type)
 
 
 def _insert_typed(target: str, table: KindTable, source: str) -> str:

@@ -21,7 +21,13 @@ from typing import Any
 from .backend import KEYS, Backend, ConnectionLostError
 from .ddl import POSTGRES, quote
 from .errors import DatabaseBusyError, DatabaseError, DatabaseUsageError
-from .sql_typing import literal, postgres_double, postgres_time, postgres_whole
+from .sql_typing import (
+    literal,
+    postgres_double,
+    postgres_time,
+    postgres_trimmed,
+    postgres_whole,
+)
 from .staged import staged_lines
 from .tables import Column, KindTable
 from .target import DatabaseTarget
@@ -85,7 +91,7 @@ def _picked(column: Column) -> str:
         # As written (jsonb's text would be respaced, its keys reordered).
         return f"CASE WHEN jsonb_typeof({field}) <> 'null' THEN source::json{field[1:]} END"
     if column.type == "timestamptz":
-        return f"btrim({_path(column, '->>')}, E' \\t\\n\\r')"
+        return postgres_trimmed(_path(column, "->>"))
     return _path(column, "->>")
 
 

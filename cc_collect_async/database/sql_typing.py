@@ -20,11 +20,14 @@ from __future__ import annotations
 __all__ = [
     "TIME_LAYOUT",
     "WHOLE_NUMBER",
+    "duckdb_double",
     "duckdb_time",
+    "duckdb_trimmed",
     "duckdb_whole",
     "literal",
     "postgres_double",
     "postgres_time",
+    "postgres_trimmed",
     "postgres_whole",
 ]
 
@@ -94,6 +97,26 @@ def duckdb_whole(value: str, type_: str) -> str:
         f"CASE WHEN regexp_full_match({value}, {WHOLE_NUMBER}) "
         f"THEN TRY_CAST(trim({value}) AS {type_.upper()}) END"
     )
+
+
+def duckdb_double(value: str) -> str:
+    """``value`` (text) as a ``DOUBLE``, or NULL (also where it would be infinite)."""
+    number = f"TRY_CAST(trim({value}) AS DOUBLE)"
+    return (
+        f"CASE WHEN regexp_full_match({value}, {_DECIMAL_NUMBER}) AND isfinite({number}) "
+        f"THEN {number} END"
+    )
+
+
+def postgres_trimmed(value: str) -> str:
+    """``value`` (text) without the whitespace around it."""
+    return f"btrim({value}, E' \\t\\n\\r')"
+
+
+def duckdb_trimmed(value: str) -> str:
+    """``value`` (text) without the whitespace around it: the characters themselves, not
+    ``chr(9)`` and the like, which DuckDB folds anew at every use."""
+    return f"trim({value}, ' \t\n\r')"
 
 
 def postgres_double(value: str) -> str:
