@@ -122,6 +122,13 @@ def test_a_duration_is_a_finite_number_or_null(database: str) -> None:
     assert stored == {f"L{number}": typed for number, (_, typed) in enumerate(durations)}
 
 
+def test_ids_and_keys_with_control_characters_are_stored_as_json_text(database: str) -> None:
+    # \x1f separates staged fields, \x01 is PostgreSQL's CSV quote there, \n ends a row.
+    _store(database, "chat", [{"id": "a\x01b"}, {"id": "c\x1fd"}, {"id": "e\nf"}, {"id": "g"}])
+    keys = {key for (key,) in rows(database, "SELECT record_key FROM cc_chat")}
+    assert keys == {'"a\\u0001b"', '"c\\u001fd"', '"e\\nf"', "g"}
+
+
 def test_text_columns_hold_numbers_as_written_and_objects_as_their_json(database: str) -> None:
     _store(
         database,

@@ -34,14 +34,19 @@ SEPARATOR = b"\x1f"
 _UNPARSABLE = (b"\\u0000", b"\\ud")
 
 
+#: The bytes of C0 control characters: JSON text holds none raw.
+_CONTROL = bytes(range(0x20))
+
+
 def _plain(text: str) -> bytes:
-    """An id or key as one staged field: JSON-quoted in the rare case it holds a separator,
-    NUL (PostgreSQL's text cannot) or a lone surrogate."""
+    """An id or key as one staged field: JSON-quoted in the rare case it holds a control
+    character (a separator, PostgreSQL's quote character U+0001, NUL, which PostgreSQL's
+    text cannot hold) or a lone surrogate."""
     try:
         data = text.encode()
     except UnicodeEncodeError:
         return raw_json(text)
-    if b"\x1f" in data or b"\n" in data or b"\r" in data or b"\x00" in data:
+    if data.translate(None, _CONTROL) != data:
         return raw_json(text)
     return data
 
