@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import selectors
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -204,4 +205,14 @@ def verify_query() -> Callable[..., tuple[dict[str, str], int]]:
 
 
 # The PostgreSQL server of the sync tests (started once per session, only when asked for).
-from postgres_server import postgres_server  # noqa: E402, F401
+from postgres_server import PostgresServer, postgres_server  # noqa: E402, F401
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind (``duckdb:///`` file or a new PostgreSQL database)."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        yield server.fresh_database()

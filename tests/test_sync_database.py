@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -45,16 +44,6 @@ SELECT CAST(l.start_time AT TIME ZONE 'Asia/Shanghai' AS DATE) AS day, u.kind,
        sum(u.records) AS records
 FROM cc_units AS u JOIN cc_lives AS l ON l.liveid = u.liveid
 GROUP BY day, u.kind ORDER BY day, u.kind"""
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database of each kind (``duckdb:///`` file or a new PostgreSQL database)."""
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        yield server.fresh_database()
 
 
 def client_for(sim: Simulator, **options: Any) -> CollectClient:

@@ -4,12 +4,10 @@ final; a unit whose refetch comes back empty loses its old rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from postgres_server import PostgresServer
 from sync_checks import assert_matches_truth, rows
 
 from cc_collect_async import CollectClient
@@ -24,15 +22,6 @@ KINDS = ("chat", "access", "vote", "rollcall")
 NIGHT_1 = datetime(2026, 11, 1, 20, 0)  # Beijing time: mid-window, some lives running
 NIGHT_2 = datetime(2026, 11, 4, 2, 30)  # every live ended hours ago
 FAST = {"initial_rate": 1000.0}
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        yield server.fresh_database()
 
 
 def _at(moment: datetime) -> datetime:

@@ -3,12 +3,10 @@ UTF-16 surrogate (a truncated emoji) and NUL, read back through the database's o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 from postgres_server import PostgresServer
 from sync_checks import rows
 
@@ -23,15 +21,6 @@ RECORDS: list[dict[str, Any]] = [
     {"id": 2, "username": "a\x00b", "content": {"nested": "x\x00\ud83d"}},
     {"id": 3, "username": "plain", "content": "ok"},
 ]
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        yield server.fresh_database()
 
 
 def _store(database: str, records: list[dict[str, Any]]) -> None:

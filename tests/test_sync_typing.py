@@ -4,13 +4,9 @@ never a failed sync."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import pytest
-from postgres_server import PostgresServer
 from sync_checks import rows
 
 from cc_collect_async import json_codec
@@ -20,15 +16,6 @@ from cc_collect_async.database.ddl import SCHEMA_VERSION
 from cc_collect_async.database.staged import staged_lines
 from cc_collect_async.database.tables import KIND_TABLES
 from cc_collect_async.harvest import KINDS
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'cc.duckdb'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        yield server.fresh_database()
 
 
 def _store(database: str, kind: str, records: list[dict[str, Any]], liveid: str = "L1") -> None:

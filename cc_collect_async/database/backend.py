@@ -4,8 +4,8 @@ incremental sync starts from, and the one transaction that commits a group of wh
 The methods are blocking; :class:`~cc_collect_async.database.sink.DatabaseSink` and
 :func:`~cc_collect_async.database.sync.sync` call them in a worker thread (one at a time,
 one connection), so no event loop ever waits on the database. A backend supplies the
-connection, the lock, and its fastest way to move many rows (Arrow for DuckDB, COPY for
-PostgreSQL).
+connection, the lock, and its way to take staged rows in and type them (a file DuckDB
+reads; COPY into a temporary table for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import attrs
 
 from .ddl import COLUMNS, LIVES, META, RUNS, SCHEMA_VERSION, UNITS, WATERMARKS, SqlDialect, quote
 from .errors import NotADatabaseError, SchemaVersionError
+from .staged import staged_lines
 from .tables import KIND_TABLES, KindTable
 from .target import DatabaseTarget
 
@@ -138,11 +139,10 @@ class Backend(abc.ABC):
         )
 
     @abc.abstractmethod
-    def load(self, table: KindTable, batches: list[Any]) -> None:
+    def load(self, table: KindTable, batches: list[bytes]) -> None:
         """Append the pages (as :meth:`page_rows` made them) to ``table``: the backend's
         bulk path."""
 
-    @abc.abstractmethod
     def page_rows(
         self,
         table: KindTable,
@@ -150,9 +150,11 @@ class Backend(abc.ABC):
         roomid: str,
         records: Sequence[Any],
         key_of: Callable[[Sequence[Any]], list[Hashable]],
-    ) -> Any:
-        """One page of records in the form :meth:`load` takes, made in the event loop's
-        thread, so it must be cheap: staged rows (:mod:`.staged`) the database types."""
+    ) -> bytes:
+        """One page of records as :meth:`load` takes them, made in the event loop's thread:
+        staged rows (:mod:`.staged`) the database types itself; with the record's text as
+        received where the JSON columns take it exactly."""
+        return staged_lines(liveid, roomid, records, key_of, exact=self.exact_json)
 
     @abc.abstractmethod
     def table_names(self) -> set[str]:

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from .errors import (
     NotADatabaseError,
 )
 from .sql_typing import duckdb_double, duckdb_time, duckdb_trimmed, duckdb_whole
-from .staged import in_parts, staged_lines
+from .staged import in_parts
 from .tables import Column, ColumnType, KindTable
 from .target import DatabaseTarget
 
@@ -242,16 +242,6 @@ class DuckDBBackend(Backend):
         return {str(name).lower() for (name,) in rows}
 
     # -- bulk -----------------------------------------------------------------------------
-
-    def page_rows(
-        self,
-        table: KindTable,
-        liveid: str,
-        roomid: str,
-        records: Sequence[Any],
-        key_of: Callable[[Sequence[Any]], list[Hashable]],
-    ) -> Any:
-        return staged_lines(liveid, roomid, records, key_of)
 
     def load(self, table: KindTable, batches: list[bytes]) -> None:
         # Through a file DuckDB reads itself: no Python object per value crosses into the

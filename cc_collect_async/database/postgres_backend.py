@@ -14,7 +14,7 @@ runs the same transaction again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +28,6 @@ from .sql_typing import (
     postgres_trimmed,
     postgres_whole,
 )
-from .staged import staged_lines
 from .tables import Column, KindTable
 from .target import DatabaseTarget
 
@@ -243,16 +242,6 @@ class PostgresBackend(Backend):
         return {str(name).lower() for (name,) in rows}
 
     # -- bulk -----------------------------------------------------------------------------
-
-    def page_rows(
-        self,
-        table: KindTable,
-        liveid: str,
-        roomid: str,
-        records: Sequence[Any],
-        key_of: Callable[[Sequence[Any]], list[Hashable]],
-    ) -> Any:
-        return staged_lines(liveid, roomid, records, key_of, exact=True)
 
     def load(self, table: KindTable, batches: list[bytes]) -> None:
         # COPY into a temporary table, then one INSERT that types the records: the bytes
