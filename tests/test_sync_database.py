@@ -331,6 +331,48 @@ async def test_wrong_postgres_credentials_are_one_line_without_the_password(
     assert sim.stats.requests == 0
 
 
+def _role(postgres_server: PostgresServer, url: str) -> str:
+    """A new role that may create tables in the schema ``public`` of ``url``'s database and
+    nothing else (no CREATE on the database): its URL."""
+    import psycopg
+
+    dbname = url.rsplit("/", 1)[1]
+    role = f"loader_{dbname}"  # roles belong to the whole cluster
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'loader-pw'")
+        admin.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+    host, port = postgres_server.host, postgres_server.port
+    return f"postgresql://{role}:loader-pw@{host}:{port}/{dbname}"
+
+
+async def test_a_role_allowed_only_into_its_schema_syncs(postgres_server: PostgresServer) -> None:
+    url = postgres_server.fresh_database()
+    loader = _role(postgres_server, url)
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        report = await sync(client, loader, since=SINCE, until=UNTIL, kinds=("chat",))
+    assert report.complete
+    assert report.committed_records == sim.truth(SINCE, UNTIL).count("chat") > 0
+
+
+async def test_a_role_that_may_not_create_temporary_tables_is_refused_before_fetching(
+    postgres_server: PostgresServer,
+) -> None:
+    import psycopg
+
+    url = postgres_server.fresh_database()
+    loader = _role(postgres_server, url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'REVOKE TEMPORARY ON DATABASE "{url.rsplit("/", 1)[1]}" FROM PUBLIC')
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        with pytest.raises(DatabaseError) as caught:
+            await sync(client, loader, since=SINCE, until=UNTIL)
+    message = str(caught.value)
+    assert "permission denied to create temporary tables" in message and "\n" not in message
+    assert sim.stats.requests == 0
+
+
 class _Saboteur:
     """A sink in front of the DatabaseSink that kills its PostgreSQL session before the
     fifth unit's commit, so that commit meets a dead connection."""

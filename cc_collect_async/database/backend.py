@@ -186,7 +186,16 @@ class Backend(abc.ABC):
             )
         with self.transaction():
             self.lock_schema_changes()
-            for statement in self.dialect.create_statements(self.schema):
+            # PostgreSQL checks CREATE on the database even for a schema that exists: a
+            # role allowed only into its schema would be refused.
+            create_schema = not self.execute(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = "
+                f"{self.dialect.param}",
+                (self.schema,),
+            )
+            for statement in self.dialect.create_statements(
+                self.schema, create_schema=create_schema
+            ):
                 self.execute(statement)
             # An upsert: DuckDB before 1.2 refuses to insert a key deleted in the same
             # transaction.

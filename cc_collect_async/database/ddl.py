@@ -142,9 +142,10 @@ class SqlDialect:
         """A condition: ``column`` is in the list of texts bound as its one parameter."""
         return self.in_texts.format(column=column)
 
-    def create_statements(self, schema: str) -> list[str]:
-        """Schema, tables and views, each ``IF NOT EXISTS`` / ``OR REPLACE``."""
-        statements = [f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"]
+    def create_statements(self, schema: str, *, create_schema: bool = True) -> list[str]:
+        """Schema (unless ``create_schema`` is false), tables and views, each ``IF NOT
+        EXISTS`` / ``OR REPLACE``."""
+        statements = [f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"] if create_schema else []
         for name, columns in _FIXED.items():
             statements.append(self._create(schema, name, columns, _KEYS[name]))
         for table in KIND_TABLES.values():
