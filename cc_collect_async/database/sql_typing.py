@@ -3,8 +3,9 @@
 A sync hands the database each record's JSON text and the database types its fields
 (:mod:`.staged` says why). The rules, in both dialects:
 
-- a whole number (a JSON number or text of digits, a sign allowed) in range, else NULL:
-  ``1.5``, ``"1.0"``, ``true`` and an id beyond 64 bits are NULL;
+- a whole number (a JSON number or text of digits, a minus sign allowed) in range, else
+  NULL: ``1.5``, ``"1.0"``, ``true`` and an id beyond 64 bits are NULL;
+- a duration is a finite number (or text of one): ``"nan"`` and ``"1e999"`` are NULL;
 - a time is Beijing time in the vendor's layout (``YYYY-MM-DD HH:MM:SS``, a trailing space
   trimmed), minutes, a date alone, or ``T`` between date and time; anything else, an
   impossible date and year 0 included, is NULL;
