@@ -36,8 +36,10 @@ class PostgresServer:
         self.host = host
         self.port = port
 
-    def url(self, dbname: str = "postgres", password: str = PASSWORD) -> str:
-        return f"postgresql://postgres:{password}@{self.host}:{self.port}/{dbname}"
+    def url(
+        self, dbname: str = "postgres", password: str = PASSWORD, user: str = "postgres"
+    ) -> str:
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
 
     def fresh_database(self) -> str:
         import psycopg

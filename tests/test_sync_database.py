@@ -317,18 +317,24 @@ async def test_postgres_locks_per_account_and_schema(postgres_server: PostgresSe
     open_backend(parse_target(url), "account-a").close()  # released with the connection
 
 
-async def test_wrong_postgres_credentials_are_one_line_without_the_password(
-    postgres_server: PostgresServer,
-) -> None:
-    url = postgres_server.url(password="wrong-pw-77")
+async def _refused_before_fetching(url: str) -> str:
+    """The one-line message of a sync into ``url`` that fails before any request."""
     sim = Simulator(SPEC)
     async with client_for(sim) as client:
         with pytest.raises(DatabaseError) as caught:
             await sync(client, url, since=SINCE, until=UNTIL)
-    message = str(caught.value)
-    assert "password authentication failed" in message and "\n" not in message
-    assert "wrong-pw-77" not in message
     assert sim.stats.requests == 0
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+async def test_wrong_postgres_credentials_are_one_line_without_the_password(
+    postgres_server: PostgresServer,
+) -> None:
+    message = await _refused_before_fetching(postgres_server.url(password="wrong-pw-77"))
+    assert "password authentication failed" in message
+    assert "wrong-pw-77" not in message
 
 
 def _role(postgres_server: PostgresServer, url: str) -> str:
@@ -341,8 +347,7 @@ def _role(postgres_server: PostgresServer, url: str) -> str:
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'loader-pw'")
         admin.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
-    host, port = postgres_server.host, postgres_server.port
-    return f"postgresql://{role}:loader-pw@{host}:{port}/{dbname}"
+    return postgres_server.url(dbname, password="loader-pw", user=role)
 
 
 async def test_a_role_allowed_only_into_its_schema_syncs(postgres_server: PostgresServer) -> None:
@@ -364,13 +369,8 @@ async def test_a_role_that_may_not_create_temporary_tables_is_refused_before_fet
     loader = _role(postgres_server, url)
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f'REVOKE TEMPORARY ON DATABASE "{url.rsplit("/", 1)[1]}" FROM PUBLIC')
-    sim = Simulator(SPEC)
-    async with client_for(sim) as client:
-        with pytest.raises(DatabaseError) as caught:
-            await sync(client, loader, since=SINCE, until=UNTIL)
-    message = str(caught.value)
-    assert "permission denied to create temporary tables" in message and "\n" not in message
-    assert sim.stats.requests == 0
+    message = await _refused_before_fetching(loader)
+    assert "permission denied to create temporary tables" in message
 
 
 class _Saboteur:

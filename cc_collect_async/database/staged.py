@@ -21,7 +21,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 from ..json_codec import dumps
-from .tables import raw_json, record_key_text, replace_unstorable
+from .tables import ESCAPED_SURROGATE, raw_json, record_key_text, replace_unstorable
 
 __all__ = ["SEPARATOR", "in_parts", "staged_lines"]
 
@@ -31,7 +31,7 @@ SEPARATOR = b"\x1f"
 # Escapes PostgreSQL's jsonb refuses (and ``->>`` cannot turn into text): NUL and a lone
 # surrogate (json_codec writes every other character as is). A backslash before "ud" or
 # "u0000" in the text itself also matches: its typing copy is then the same text.
-_UNPARSABLE = (b"\\u0000", b"\\ud")
+_ESCAPED_NUL = b"\\u0000"
 
 
 #: The bytes of C0 control characters: JSON text holds none raw.
@@ -54,7 +54,7 @@ def _plain(text: str) -> bytes:
 def _typing_copy(data: bytes, record: Any) -> bytes:
     """The fifth field of a PostgreSQL row: empty, or the record with what its text types
     cannot hold replaced."""
-    if _UNPARSABLE[0] in data or _UNPARSABLE[1] in data:
+    if _ESCAPED_NUL in data or ESCAPED_SURROGATE in data:
         return SEPARATOR + dumps(replace_unstorable(record))
     return SEPARATOR
 
@@ -71,25 +71,16 @@ def staged_lines(
     (PostgreSQL) keeps that text as received and adds the typing copy field."""
     head = _plain(liveid) + SEPARATOR + _plain(roomid) + SEPARATOR
     keys = key_of(records)
-    if not exact:
-        return b"".join(
-            [
-                head + _plain(record_key_text(key)) + SEPARATOR + raw_json(record) + b"\n"
-                for key, record in zip(keys, records, strict=True)
-            ]
-        )
-    lines = []
-    for key, record in zip(keys, records, strict=True):
-        data = dumps(record)
-        lines.append(
-            head
-            + _plain(record_key_text(key))
-            + SEPARATOR
-            + data
-            + _typing_copy(data, record)
-            + b"\n"
-        )
-    return b"".join(lines)
+    if exact:
+        texts = [(data := dumps(record)) + _typing_copy(data, record) for record in records]
+    else:
+        texts = [raw_json(record) for record in records]
+    return b"".join(
+        [
+            head + _plain(record_key_text(key)) + SEPARATOR + text + b"\n"
+            for key, text in zip(keys, texts, strict=True)
+        ]
+    )
 
 
 def in_parts(batches: list[bytes], limit: int) -> Iterator[list[memoryview]]:

@@ -12,7 +12,7 @@ database types the fields itself (:mod:`.sql_typing`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from ..harvest.plan import KINDS
 from ..json_codec import dumps
 
 __all__ = [
+    "ESCAPED_SURROGATE",
     "KIND_TABLES",
     "PREFIX",
     "Column",
@@ -208,29 +209,32 @@ def record_key_text(key: Any) -> str:
 
 # A lone surrogate can only reach a dump as its escape: every other character is written as
 # UTF-8 (json_codec writes non-ASCII as is).
-_ESCAPED_SURROGATE = b"\\ud"
+ESCAPED_SURROGATE = b"\\ud"
+
+
+def _map_text(value: Any, text: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with ``text`` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {_map_text(k, text): _map_text(v, text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_text(v, text) for v in value]
+    return value
+
+
+def _without_surrogates(text: str) -> str:
+    # A decoded str holds surrogates only unpaired (json joins a valid pair into one).
+    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
 
 
 def _replace_surrogates(value: Any) -> Any:
-    if isinstance(value, str):
-        # A decoded str holds surrogates only unpaired (json joins a valid pair into one).
-        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
-    if isinstance(value, dict):
-        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_surrogates(v) for v in value]
-    return value
+    return _map_text(value, _without_surrogates)
 
 
 def replace_unstorable(value: Any) -> Any:
     """``value`` with what no text column holds (a lone surrogate, NUL) made U+FFFD."""
-    if isinstance(value, str):
-        return _replace_surrogates(value).replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {replace_unstorable(k): replace_unstorable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [replace_unstorable(v) for v in value]
-    return value
+    return _map_text(value, lambda text: _without_surrogates(text).replace("\x00", "\ufffd"))
 
 
 def raw_json(value: Any) -> bytes:
@@ -240,7 +244,7 @@ def raw_json(value: Any) -> bytes:
     truncated emoji); such characters become U+FFFD. Everything else is kept as received.
     """
     data = dumps(value)
-    if _ESCAPED_SURROGATE in data:
+    if ESCAPED_SURROGATE in data:
         data = dumps(_replace_surrogates(value))
     return data
 
@@ -250,7 +254,7 @@ def storable(record: Mapping[str, Any], exact: bool = False) -> tuple[Mapping[st
     exact (escapes kept) when the database's JSON type takes them (PostgreSQL's json),
     else as :func:`raw_json` makes it (DuckDB)."""
     data = dumps(record)
-    if _ESCAPED_SURROGATE in data:
+    if ESCAPED_SURROGATE in data:
         record = _replace_surrogates(record)
         if not exact:
             data = dumps(record)
