@@ -23,6 +23,7 @@ from cc_collect_async.database import (
     DatabaseUsageError,
     NotADatabaseError,
     SchemaVersionError,
+    duckdb_backend,
     open_backend,
     parse_target,
     sync,
@@ -30,7 +31,7 @@ from cc_collect_async.database import (
 from cc_collect_async.database.backend import Group
 from cc_collect_async.database.ddl import COLUMNS, LIVES
 from cc_collect_async.database.tables import KIND_TABLES
-from cc_collect_async.harvest import ALL_KINDS, Harvester, Window
+from cc_collect_async.harvest import ALL_KINDS, KINDS, Harvester, Window
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -147,6 +148,30 @@ def test_duckdb_upserts_twenty_thousand_lives_within_its_memory_limit(tmp_path: 
         assert backend.execute(f"SELECT count(*), count(DISTINCT liveid) FROM {LIVES}") == [
             (20_000, 20_000)
         ]
+    finally:
+        backend.close()
+
+
+def test_duckdb_gives_a_record_of_megabytes_more_memory_for_its_statement_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 5 MB record needs about 64 MB of DuckDB's memory; the sync keeps 24 MB otherwise.
+    backend = open_backend(parse_target(f"duckdb:///{tmp_path / 'cc.duckdb'}"), DEMO_USERID)
+    chat = KIND_TABLES["chat"]
+    huge = {"id": 1, "username": "u", "content": "x" * 5_000_000}
+    page = backend.page_rows(chat, "L1", "R1", [huge], KINDS["chat"].page_keys)
+    limit = "SELECT current_setting('memory_limit')"
+    try:
+        before = backend.execute(limit)
+        with backend.transaction():
+            backend.load(chat, [page])
+        assert backend.execute(f"SELECT length(content) FROM {chat.name}") == [(5_000_000,)]
+        assert backend.execute(limit) == before
+        # A statement that fails aborts the transaction; the rollback lowers the limit.
+        monkeypatch.setattr(duckdb_backend, "_insert_typed", lambda *_: "SELECT error('boom')")
+        with pytest.raises(DatabaseError, match="boom"), backend.transaction():
+            backend.load(chat, [page])
+        assert backend.execute(limit) == before
     finally:
         backend.close()
 

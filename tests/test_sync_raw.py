@@ -62,3 +62,12 @@ def test_typed_text_columns_hold_what_they_can(database: str) -> None:
     assert stored["3"] == "plain"
     # DuckDB's VARCHAR holds NUL; PostgreSQL's text cannot (U+FFFD marks the place).
     assert stored["2"] in ("a\x00b", "a\ufffdb")
+
+
+def test_a_record_larger_than_the_default_line_limits_is_stored_whole(database: str) -> None:
+    # A vote's replies can run to megabytes in one record; DuckDB's CSV reader refused a
+    # line over 2 MB ("CSV Error on Line"), and took a 30 MB buffer on DuckDB 1.2-1.4,
+    # over the sync's memory limit ("Out of Memory Error").
+    huge = {"id": 9, "username": "many", "content": "x" * 5_000_000}
+    _store(database, [RECORDS[2], huge])
+    assert _raw(database) == [RECORDS[2], huge]

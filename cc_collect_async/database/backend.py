@@ -189,8 +189,8 @@ class Backend(abc.ABC):
             # PostgreSQL checks CREATE on the database even for a schema that exists: a
             # role allowed only into its schema would be refused.
             create_schema = not self.execute(
-                "SELECT 1 FROM information_schema.schemata WHERE schema_name = "
-                f"{self.dialect.param}",
+                "SELECT 1 FROM information_schema.schemata "
+                f"WHERE catalog_name = current_database() AND schema_name = {self.dialect.param}",
                 (self.schema,),
             )
             for statement in self.dialect.create_statements(

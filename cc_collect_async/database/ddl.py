@@ -131,6 +131,9 @@ class SqlDialect:
     #: ``column`` is one of a list of texts given as one parameter: one value to bind,
     #: however long the list (a statement with hundreds of markers is slow to prepare).
     in_texts: str
+    #: What follows a column's type in ``CREATE TABLE``, by type (DuckDB's zstd for JSON,
+    #: where the file's storage format has it: see DuckDBBackend).
+    column_options: dict[str, str] = attrs.field(factory=dict)
 
     def table(self, schema: str, name: str) -> str:
         return f"{quote(schema)}.{quote(name)}"
@@ -162,7 +165,12 @@ class SqlDialect:
         columns: Sequence[tuple[str, ColumnType]],
         keys: Sequence[str],
     ) -> str:
-        parts = [f"{quote(column)} {self.types[type_]}" for column, type_ in columns]
+        parts = [
+            " ".join(
+                filter(None, (quote(column), self.types[type_], self.column_options.get(type_)))
+            )
+            for column, type_ in columns
+        ]
         if keys:
             parts.append(f"PRIMARY KEY ({', '.join(quote(k) for k in keys)})")
         return f"CREATE TABLE IF NOT EXISTS {self.table(schema, name)} ({', '.join(parts)})"

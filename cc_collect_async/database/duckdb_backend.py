@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+import attrs
 
 from .backend import KEYS, Backend
 from .ddl import COLUMN_TYPES, DUCKDB, quote
@@ -62,11 +65,16 @@ _STAGED_COLUMNS = (
 _LOAD_BYTES = 4 << 20
 
 
-def _read_staged(path: str) -> str:
+def _read_staged(path: str, size: int) -> str:
+    """The staged file of ``size`` bytes as a table. Its buffer and longest line are sized
+    to the file: DuckDB's own (a 2 MB line, a buffer of 16 lines on DuckDB 1.2-1.4) refused a
+    record over 2 MB and, on those versions, every load under the sync's memory limit."""
     quoted = path.replace("'", "''")
+    size = max(size, 1 << 20)
     return (
         f"read_csv('{quoted}', delim='\x1f', quote='', escape='', header=false, "
-        f"auto_detect=false, columns={_STAGED_COLUMNS})"
+        f"auto_detect=false, columns={_STAGED_COLUMNS}, buffer_size={size}, "
+        f"max_line_size={size})"
     )
 
 
@@ -107,6 +115,18 @@ def _insert_typed(target: str, table: KindTable, source: str) -> str:
     )
 
 
+#: DuckDB's memory (see _config), and what one statement gets per byte of its longest staged
+#: row where that needs more: a record of 2 MB needed 32 MB, 20 MB 256 MB (a chat record
+#: and its content are copied a few times on the way in).
+_MEMORY_BYTES = 24_000_000
+_MEMORY_PER_ROW_BYTE = 16
+
+
+def _longest_row(part: list[memoryview]) -> int:
+    """The longest staged row of a part (each view holds whole rows)."""
+    return max((len(row) for view in part for row in bytes(view).split(b"\n")), default=0)
+
+
 def _config() -> dict[str, Any]:
     """DuckDB's own memory kept small (it would take 80% of RAM for its cache) and one
     thread: a sync's database work is small steps, and the other core fetches. Measured
@@ -124,12 +144,43 @@ def _config() -> dict[str, Any]:
     185,765 records then ran out of memory where 16 MB of log did not, and the margin that
     leaves at 24 MB is not known."""
     return {
-        "memory_limit": "24MB",
+        "memory_limit": f"{_MEMORY_BYTES}B",
         "threads": 1,
         "preserve_insertion_order": False,
         "disabled_optimizers": "join_filter_pushdown",
     }
 
+
+def _release(text: str) -> tuple[int, int]:
+    match = re.match(r"v?(\d+)\.(\d+)", text.strip())
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+def _zstd_for_json(connection: Any, library_version: str) -> bool:
+    """Whether this file's JSON columns can be stored with zstd. A record's JSON is most of
+    a sync's bytes, and DuckDB's default for text (dictionary and FSST, chosen by trying
+    them) makes each checkpoint cost a quarter more CPU than zstd does, for a file half as
+    large again (benchmarks/README.md). zstd needs DuckDB 1.4 (1.3 refuses it for JSON) and a
+    storage format of 1.2 or later: a column asked for zstd in an older format (what DuckDB
+    1.4 writes unless told otherwise) is stored uncompressed."""
+    if _release(library_version) < (1, 4):
+        return False
+    rows = connection.execute(
+        "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    tags = rows[0][0] if rows and isinstance(rows[0][0], dict) else {}
+    return _release(str(tags.get("storage_version", ""))) >= (1, 2)
+
+
+#: The name the file is attached under (the connection's own database is in memory).
+_ATTACHED = "cc_sync_file"
+
+#: Rows per row group of the tables this sync writes (DuckDB's default: 122,880). Every
+#: checkpoint rewrites each table's last, partly filled row group, so with DuckDB's default a
+#: sync's checkpoints kept re-compressing up to 122,880 rows of every table
+#: (benchmarks/README.md: a million records' sync took a fifth less time at 8,192 rows).
+#: DuckDB takes it from 1.2 on.
+_ROW_GROUP_ROWS = 8_192
 
 #: Rows of one upsert statement (see DuckDBBackend.upsert): 1,000 and 2,000 run within
 #: 16 MB, 5,000 needs 24 MB.
@@ -162,6 +213,10 @@ class DuckDBBackend(Backend):
             _OPEN.add(self.path)
         try:
             self._connect()
+            if _zstd_for_json(self._connection, self._duckdb.__version__):
+                self.dialect = attrs.evolve(
+                    DUCKDB, column_options={"json": "USING COMPRESSION zstd"}
+                )
             self._remove_stale_scratch()
             self.ensure_schema()
         except BaseException:
@@ -172,9 +227,18 @@ class DuckDBBackend(Backend):
         duckdb = self._duckdb
         if os.path.isdir(self.path):
             raise NotADatabaseError(f"{self.target.display} is a directory, not a DuckDB file")
+        # The file is attached to an in-memory connection: ATTACH is where DuckDB takes
+        # the row group size (see _ROW_GROUP_ROWS).
+        connection = duckdb.connect(":memory:", config=_config())
+        quoted = self.path.replace("'", "''")
+        options = (
+            f" (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})" if _release(duckdb.__version__) >= (1, 2) else ""
+        )
         try:
-            self._connection = duckdb.connect(self.path, config=_config())
+            connection.execute(f"ATTACH '{quoted}' AS {_ATTACHED}{options}")
+            connection.execute(f"USE {_ATTACHED}")
         except duckdb.Error as exc:
+            connection.close()
             text = _one_line(exc)
             if "lock" in text.lower():
                 raise DatabaseBusyError(
@@ -188,6 +252,7 @@ class DuckDBBackend(Backend):
                     "(another kind of file, or a newer DuckDB's); use another --db"
                 ) from None
             raise DatabaseError(f"cannot open {self.target.display}: {text}") from None
+        self._connection = connection
 
     def reconnect(self) -> None:  # pragma: no cover - an embedded database does not drop
         raise DatabaseError(f"{self.target.display}: the connection was lost")
@@ -230,13 +295,15 @@ class DuckDBBackend(Backend):
         except BaseException:
             with self._errors():
                 self._connection.execute("ROLLBACK")
+                self._connection.execute(f"SET memory_limit = '{_MEMORY_BYTES}B'")
             raise
         with self._errors():
             self._connection.execute("COMMIT")
 
     def table_names(self) -> set[str]:
         rows = self.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = ?",
             (self.schema,),
         )
         return {str(name).lower() for (name,) in rows}
@@ -249,14 +316,28 @@ class DuckDBBackend(Backend):
         # most _LOAD_BYTES a statement: one INSERT of a live's 100,000 chat records ran out of
         # DuckDB's memory; in parts, 300,000 go in one transaction.
         path = os.path.join(self._scratch(), f"{table.name}.rows")
-        insert = _insert_typed(self.name(table.name), table, _read_staged(path))
         for part in in_parts(batches, _LOAD_BYTES):
+            size = sum(len(rows) for rows in part)
+            insert = _insert_typed(self.name(table.name), table, _read_staged(path, size))
             try:
                 self._stage(path, part)
-                self.execute(insert)
+                with self._memory_for(_longest_row(part)):
+                    self.execute(insert)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
+
+    @contextmanager
+    def _memory_for(self, longest_row: int) -> Iterator[None]:
+        """DuckDB's memory limit raised for a statement whose longest row needs more (a
+        vote's replies can make a record of megabytes), and lowered again after it."""
+        needed = longest_row * _MEMORY_PER_ROW_BYTE
+        if needed <= _MEMORY_BYTES:
+            yield
+            return
+        self.execute(f"SET memory_limit = '{needed}B'")
+        yield  # a statement that fails aborts the transaction: its rollback lowers it
+        self.execute(f"SET memory_limit = '{_MEMORY_BYTES}B'")
 
     def _stage(self, path: str, rows: list[memoryview]) -> None:
         try:
