@@ -180,7 +180,7 @@ _ATTACHED = "cc_sync_file"
 #: checkpoint rewrites each table's last, partly filled row group, so with DuckDB's default a
 #: sync's checkpoints kept re-compressing up to 122,880 rows of every table: a million
 #: records' sync took 34-36 s of CPU, at 8,192 rows 20 s (benchmarks/README.md). Queries
-#: over a million rows ran as fast. DuckDB takes it from 1.2 on.
+#: over a million rows ran within 5% of their time. DuckDB takes it from 1.2 on.
 _ROW_GROUP_ROWS = 8_192
 
 #: Rows of one upsert statement (see DuckDBBackend.upsert): 1,000 and 2,000 run within
