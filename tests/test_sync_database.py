@@ -382,6 +382,24 @@ async def test_a_file_that_is_not_a_duckdb_database_is_refused(tmp_path: Path) -
     assert path.read_text() == "not a database\n" * 100
 
 
+async def test_a_duckdb_file_in_a_missing_directory_is_one_line_that_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # duckdb:///tmp/x.duckdb is relative (the SQLAlchemy convention): a user meaning /tmp
+    # got DuckDB's "Cannot open file", with nothing on why.
+    monkeypatch.chdir(tmp_path)
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        with pytest.raises(DatabaseError) as raised:
+            await sync(client, "duckdb:///tmp/cc.duckdb", since=SINCE, until=UNTIL)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"the directory {tmp_path / 'tmp'} does not exist" in message
+    assert "duckdb:////" in message  # how to write an absolute path
+    assert sim.stats.requests == 0
+    assert not (tmp_path / "tmp").exists()
+
+
 # -- PostgreSQL only ---------------------------------------------------------------------
 
 

@@ -228,6 +228,13 @@ class DuckDBBackend(Backend):
         duckdb = self._duckdb
         if os.path.isdir(self.path):
             raise NotADatabaseError(f"{self.target.display} is a directory, not a DuckDB file")
+        folder = os.path.dirname(self.path)
+        if not os.path.isdir(folder):
+            raise DatabaseError(
+                f"{self.target.display}: the directory {folder} does not exist; create it, or "
+                "check --db (duckdb:///FILE is relative to the current directory, "
+                "duckdb:////FILE absolute)"
+            )
         # The file is attached to an in-memory connection: ATTACH is where DuckDB takes
         # the row group size (see _ROW_GROUP_ROWS).
         connection = duckdb.connect(":memory:", config=_config())
