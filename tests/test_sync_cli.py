@@ -141,7 +141,7 @@ def test_bad_databases_are_one_line_and_a_distinct_exit_code(
         ("mysql://h/db", 2, "unknown database kind"),
         (wrong_password, 4, "password authentication failed"),
         (unreachable, 4, "cannot connect"),
-        (f"duckdb:///{tmp_path / 'missing-dir' / 'x.duckdb'}", 4, "cannot open"),
+        (f"duckdb:///{tmp_path / 'missing-dir' / 'x.duckdb'}", 4, "does not exist; create it"),
     ):
         got, err = _run(["sync", "--db", db, *WINDOW, "-q"], url, capsys)
         assert got == code, err
