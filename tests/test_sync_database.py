@@ -214,7 +214,7 @@ def test_duckdb_writes_row_groups_of_8192_rows_and_json_with_zstd(tmp_path: Path
     _store_chat(f"duckdb:///{tmp_path / 'cc.duckdb'}", 20_000)
     groups, compressions = _storage(tmp_path / "cc.duckdb")
     version = tuple(int(part) for part in duckdb.__version__.split(".")[:2])
-    assert groups == (3 if version >= (1, 2) else 1)  # ROW_GROUP_SIZE: DuckDB 1.2 and later
+    assert groups == (3 if version >= (1, 4) else 1)  # set from DuckDB 1.4 on
     if version >= (2, 0):  # 1.4 writes storage format 1.0 unless told otherwise
         assert compressions == {"ZSTD"}
     else:
@@ -357,6 +357,18 @@ async def test_a_second_sync_of_the_same_database_fails_fast(database: str) -> N
                 await sync(client, database, since=SINCE, until=UNTIL)
     finally:
         first.close()
+    assert sim.stats.requests == 0
+
+
+async def test_a_duckdb_file_this_process_holds_open_is_in_use(tmp_path: Path) -> None:
+    # A web backend that reads the file and syncs in the same process: DuckDB refused the
+    # second open with "Unique file handle conflict", which read as a broken database.
+    path = tmp_path / "cc.duckdb"
+    sim = Simulator(SPEC)
+    with duckdb.connect(str(path)):
+        async with client_for(sim) as client:
+            with pytest.raises(DatabaseBusyError, match="in use by another sync"):
+                await sync(client, f"duckdb:///{path}", since=SINCE, until=UNTIL)
     assert sim.stats.requests == 0
 
 

@@ -176,11 +176,15 @@ def _zstd_for_json(connection: Any, library_version: str) -> bool:
 #: The name the file is attached under (the connection's own database is in memory).
 _ATTACHED = "cc_sync_file"
 
+#: What DuckDB says when the file is in use: another process's lock; this process's own
+#: connection to it (ATTACH, DuckDB 1.4 and later; connect, with other settings, before).
+_IN_USE = ("lock", "already attached", "different configuration")
+
 #: Rows per row group of the tables this sync writes (DuckDB's default: 122,880). Every
 #: checkpoint rewrites each table's last, partly filled row group, so with DuckDB's default a
 #: sync's checkpoints kept re-compressing up to 122,880 rows of every table: a million
 #: records' sync took 34-36 s of CPU, at 8,192 rows 20 s (benchmarks/README.md). Queries
-#: over a million rows ran within 5% of their time. DuckDB takes it from 1.2 on.
+#: over a million rows ran within 5% of their time. Set from DuckDB 1.4 on (see _open_file).
 _ROW_GROUP_ROWS = 8_192
 
 #: Rows of one upsert statement (see DuckDBBackend.upsert): 1,000 and 2,000 run within
@@ -235,20 +239,12 @@ class DuckDBBackend(Backend):
                 "check --db (duckdb:///FILE is relative to the current directory, "
                 "duckdb:////FILE absolute)"
             )
-        # The file is attached to an in-memory connection: ATTACH is where DuckDB takes
-        # the row group size (see _ROW_GROUP_ROWS).
-        connection = duckdb.connect(":memory:", config=_config())
-        quoted = self.path.replace("'", "''")
-        options = (
-            f" (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})" if _release(duckdb.__version__) >= (1, 2) else ""
-        )
         try:
-            connection.execute(f"ATTACH '{quoted}' AS {_ATTACHED}{options}")
-            connection.execute(f"USE {_ATTACHED}")
+            self._connection = self._open_file()
         except duckdb.Error as exc:
-            connection.close()
             text = _one_line(exc)
-            if "lock" in text.lower():
+            # Another process's lock, or this process's own connection to the file.
+            if any(sign in text.lower() for sign in _IN_USE):
                 raise DatabaseBusyError(
                     f"{self.target.display} is in use by another sync (or a program holding it "
                     "open): DuckDB allows one writing process and no readers meanwhile; "
@@ -260,7 +256,26 @@ class DuckDBBackend(Backend):
                     "(another kind of file, or a newer DuckDB's); use another --db"
                 ) from None
             raise DatabaseError(f"cannot open {self.target.display}: {text}") from None
-        self._connection = connection
+
+    def _open_file(self) -> Any:
+        """A connection to the file: attached to an in-memory connection from DuckDB 1.4 on,
+        because ATTACH is where DuckDB takes a row group size (see _ROW_GROUP_ROWS). Before
+        1.4 DuckDB would let that second instance open a file this process already holds
+        open, and two instances would write one file; ``connect`` refuses it."""
+        duckdb = self._duckdb
+        if _release(duckdb.__version__) < (1, 4):
+            return duckdb.connect(self.path, config=_config())
+        connection = duckdb.connect(":memory:", config=_config())
+        quoted = self.path.replace("'", "''")
+        try:
+            connection.execute(
+                f"ATTACH '{quoted}' AS {_ATTACHED} (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})"
+            )
+            connection.execute(f"USE {_ATTACHED}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     def reconnect(self) -> None:  # pragma: no cover - an embedded database does not drop
         raise DatabaseError(f"{self.target.display}: the connection was lost")
