@@ -138,9 +138,10 @@ def _config() -> dict[str, Any]:
     of a sync's statements: 12-16 MB needed with it, 2-4 MB without), a peak on top of the
     cache. The lists are a group's lives: there was nothing for it to prune.
 
-    Checkpoints stay at DuckDB's default (every 16 MB of write-ahead log). After 64 MB a
-    million records cost 10-15% less CPU (each checkpoint rewrites the last, partly filled
-    row groups), but more memory is pinned between checkpoints: at a 16 MB limit a sync of
+    Checkpoints stay at DuckDB's default (every 16 MB of write-ahead log). With DuckDB's
+    default row groups (before _ROW_GROUP_ROWS), after 64 MB a million records cost 10-15%
+    less CPU (each checkpoint rewrites the last, partly filled row groups), but more memory
+    is pinned between checkpoints: at a 16 MB limit a sync of
     185,765 records then ran out of memory where 16 MB of log did not, and the margin that
     leaves at 24 MB is not known."""
     return {
