@@ -1,14 +1,32 @@
 """What the sync tests check a database against: the simulator's ground truth, read back
-through the database's own driver (not the code under test)."""
+through the database's own driver (not the code under test); and :func:`store`, records
+committed by hand as one unit through a backend."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
 
+from cc_collect_async.database import open_backend, parse_target
+from cc_collect_async.database.backend import Group
+from cc_collect_async.database.tables import KIND_TABLES
+from cc_collect_async.harvest import KINDS
 from cc_collect_async.sim import Truth, record_key
+
+
+def store(url: str, kind: str, records: list[dict[str, Any]], liveid: str = "L1") -> None:
+    """``records`` committed as one unit of ``kind`` of ``liveid``, as a sync commits it."""
+    backend = open_backend(parse_target(url), "acct")
+    try:
+        page = backend.page_rows(KIND_TABLES[kind], liveid, "R1", records, KINDS[kind].page_keys)
+        unit = (liveid, kind, "acct", "R1", len(records), 1, 0, None, None)
+        unit += (datetime.now(timezone.utc), "run", False)
+        backend.commit(Group(units=[unit], rows={kind: [page]}, replaced={kind: [liveid]}))
+    finally:
+        backend.close()
 
 
 def rows(url: str, sql: str) -> list[tuple[Any, ...]]:

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 from postgres_server import PostgresServer
-from sync_checks import assert_matches_truth, rows
+from sync_checks import assert_matches_truth, rows, store
 
 from cc_collect_async import CollectClient, RetryPolicy
 from cc_collect_async.beijing import BEIJING
@@ -177,21 +177,8 @@ def test_duckdb_gives_a_record_of_megabytes_more_memory_for_its_statement_only(
         backend.close()
 
 
-def _store_chat(url: str, records: int) -> None:
-    backend = open_backend(parse_target(url), DEMO_USERID)
-    chat = KIND_TABLES["chat"]
-    page = backend.page_rows(
-        chat,
-        "L1",
-        "R1",
-        [{"id": n, "username": f"u{n % 97}", "content": f"message {n}"} for n in range(records)],
-        KINDS["chat"].page_keys,
-    )
-    try:
-        with backend.transaction():
-            backend.load(chat, [page])
-    finally:
-        backend.close()
+def _chat(records: int) -> list[dict[str, Any]]:
+    return [{"id": n, "username": f"u{n % 97}", "content": f"message {n}"} for n in range(records)]
 
 
 def _storage(path: Path) -> tuple[int, set[str]]:
@@ -211,7 +198,7 @@ def test_duckdb_writes_row_groups_of_8192_rows_and_json_with_zstd(tmp_path: Path
     # Every checkpoint rewrites a table's last, partly filled row group: DuckDB's 122,880
     # rows made a million records' sync take 30 s instead of 20-22. zstd: a smaller file,
     # for less CPU than DuckDB's own choice (DuckDB 1.4 and later, storage format 1.2).
-    _store_chat(f"duckdb:///{tmp_path / 'cc.duckdb'}", 20_000)
+    store(f"duckdb:///{tmp_path / 'cc.duckdb'}", "chat", _chat(20_000))
     groups, compressions = _storage(tmp_path / "cc.duckdb")
     version = tuple(int(part) for part in duckdb.__version__.split(".")[:2])
     assert groups == (3 if version >= (1, 4) else 1)  # set from DuckDB 1.4 on
@@ -228,7 +215,7 @@ def test_duckdb_keeps_json_compressed_in_a_file_of_an_older_storage_format(
     # itself leaves a segment uncompressed here and there: FSST is what compresses it).
     path = tmp_path / "cc.duckdb"
     duckdb.connect(str(path), config={"storage_compatibility_version": "v1.0.0"}).close()
-    _store_chat(f"duckdb:///{path}", 20_000)
+    store(f"duckdb:///{path}", "chat", _chat(20_000))
     _, compressions = _storage(path)
     assert "ZSTD" not in compressions
     assert compressions - {"Uncompressed"}

@@ -3,35 +3,19 @@ UTF-16 surrogate (a truncated emoji) and NUL, read back through the database's o
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from postgres_server import PostgresServer
-from sync_checks import rows
+from sync_checks import rows, store
 
 from cc_collect_async import json_codec
-from cc_collect_async.database import open_backend, parse_target
-from cc_collect_async.database.backend import Group
-from cc_collect_async.database.tables import KIND_TABLES
-from cc_collect_async.harvest import KINDS
 
 RECORDS: list[dict[str, Any]] = [
     {"id": 1, "username": "title \ud83d", "content": "tail \udc00 and 😀"},
     {"id": 2, "username": "a\x00b", "content": {"nested": "x\x00\ud83d"}},
     {"id": 3, "username": "plain", "content": "ok"},
 ]
-
-
-def _store(database: str, records: list[dict[str, Any]]) -> None:
-    backend = open_backend(parse_target(database), "acct")
-    try:
-        page = backend.page_rows(KIND_TABLES["chat"], "L1", "R1", records, KINDS["chat"].page_keys)
-        unit = ("L1", "chat", "acct", "R1", len(records), 1, 0, None, None)
-        unit += (datetime.now(timezone.utc), "run", False)
-        backend.commit(Group(units=[unit], rows={"chat": [page]}, replaced={"chat": ["L1"]}))
-    finally:
-        backend.close()
 
 
 def _raw(database: str) -> list[Any]:
@@ -41,14 +25,14 @@ def _raw(database: str) -> list[Any]:
 
 def test_postgres_raw_reads_back_as_the_record_received(postgres_server: PostgresServer) -> None:
     database = postgres_server.fresh_database()
-    _store(database, RECORDS)
+    store(database, "chat", RECORDS)
     assert _raw(database) == RECORDS
 
 
 def test_duckdb_raw_keeps_nul_and_replaces_only_lone_surrogates(tmp_path: Path) -> None:
     # DuckDB's JSON type refuses a lone surrogate's escape ("no low surrogate in string").
     database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
-    _store(database, RECORDS)
+    store(database, "chat", RECORDS)
     first, second, third = _raw(database)
     assert first == {"id": 1, "username": "title \ufffd", "content": "tail \ufffd and 😀"}
     assert second == {"id": 2, "username": "a\x00b", "content": {"nested": "x\x00\ufffd"}}
@@ -56,7 +40,7 @@ def test_duckdb_raw_keeps_nul_and_replaces_only_lone_surrogates(tmp_path: Path) 
 
 
 def test_typed_text_columns_hold_what_they_can(database: str) -> None:
-    _store(database, RECORDS)
+    store(database, "chat", RECORDS)
     stored = dict(rows(database, "SELECT record_key, username FROM cc_chat"))
     assert stored["1"] == "title \ufffd"
     assert stored["3"] == "plain"
@@ -69,5 +53,5 @@ def test_a_record_larger_than_the_default_line_limits_is_stored_whole(database: 
     # line over 2 MB ("CSV Error on Line"), and took a 30 MB buffer on DuckDB 1.2-1.4,
     # over the sync's memory limit ("Out of Memory Error").
     huge = {"id": 9, "username": "many", "content": "x" * 5_000_000}
-    _store(database, [RECORDS[2], huge])
+    store(database, "chat", [RECORDS[2], huge])
     assert _raw(database) == [RECORDS[2], huge]

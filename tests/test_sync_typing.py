@@ -7,26 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sync_checks import rows
+from sync_checks import rows, store
 
 from cc_collect_async import json_codec
 from cc_collect_async.database import open_backend, parse_target
-from cc_collect_async.database.backend import Group
 from cc_collect_async.database.ddl import SCHEMA_VERSION
 from cc_collect_async.database.staged import staged_lines
-from cc_collect_async.database.tables import KIND_TABLES
-from cc_collect_async.harvest import KINDS
-
-
-def _store(database: str, kind: str, records: list[dict[str, Any]], liveid: str = "L1") -> None:
-    backend = open_backend(parse_target(database), "acct")
-    try:
-        page = backend.page_rows(KIND_TABLES[kind], liveid, "R1", records, KINDS[kind].page_keys)
-        unit = (liveid, kind, "acct", "R1", len(records), 1, 0, None, None)
-        unit += (datetime.now(timezone.utc), "run", False)
-        backend.commit(Group(units=[unit], rows={kind: [page]}, replaced={kind: [liveid]}))
-    finally:
-        backend.close()
 
 
 def _utc(*parts: int) -> datetime:
@@ -43,7 +29,7 @@ def test_the_main_fields_are_typed_and_the_record_kept_as_received(database: str
         },
         "reply_data": [{"uid": "a"}, {"uid": "b"}],
     }
-    _store(database, "vote", [record])
+    store(database, "vote", [record])
     ((liveid, roomid, key, vote_id, style, choices, publish_time, title, replies, raw),) = rows(
         database,
         "SELECT liveid, roomid, record_key, vote_id, style, choices::text, publish_time, "
@@ -79,7 +65,7 @@ def test_a_value_that_does_not_fit_its_column_is_null_there_and_kept_in_raw(
     database: str,
 ) -> None:
     records = [{"id": value, "timestamp": time} for _, value, time, _, _ in ODD_VALUES]
-    _store(database, "chat", records)
+    store(database, "chat", records)
     stored = {
         key: (id_, moment, json_codec.loads(raw))
         for key, id_, moment, raw in rows(
@@ -104,20 +90,20 @@ def test_a_duration_is_a_finite_number_or_null(database: str) -> None:
         (True, None),
     ]
     for number, (value, _) in enumerate(durations):
-        _store(database, "summary", [{"duration": {"duration": value}}], liveid=f"L{number}")
+        store(database, "summary", [{"duration": {"duration": value}}], liveid=f"L{number}")
     stored = dict(rows(database, "SELECT liveid, duration FROM cc_summary"))
     assert stored == {f"L{number}": typed for number, (_, typed) in enumerate(durations)}
 
 
 def test_ids_and_keys_with_control_characters_are_stored_as_json_text(database: str) -> None:
     # \x1f separates staged fields, \x01 is PostgreSQL's CSV quote there, \n ends a row.
-    _store(database, "chat", [{"id": "a\x01b"}, {"id": "c\x1fd"}, {"id": "e\nf"}, {"id": "g"}])
+    store(database, "chat", [{"id": "a\x01b"}, {"id": "c\x1fd"}, {"id": "e\nf"}, {"id": "g"}])
     keys = {key for (key,) in rows(database, "SELECT record_key FROM cc_chat")}
     assert keys == {'"a\\u0001b"', '"c\\u001fd"', '"e\\nf"', "g"}
 
 
 def test_text_columns_hold_numbers_as_written_and_objects_as_their_json(database: str) -> None:
-    _store(
+    store(
         database,
         "chat",
         [
@@ -130,7 +116,7 @@ def test_text_columns_hold_numbers_as_written_and_objects_as_their_json(database
 
 
 def test_nul_and_lone_surrogates_in_typed_text(database: str) -> None:
-    _store(
+    store(
         database,
         "chat",
         [
@@ -157,14 +143,14 @@ def test_reply_views_type_times_and_leave_impossible_ones_null(database: str) ->
             {"uid": "b", "choice": [2], "reply_time": "2026-02-30 10:00:00"},
         ],
     }
-    _store(database, "answercard", [card])
+    store(database, "answercard", [card])
     stored = rows(database, "SELECT uid, reply_time FROM cc_answercard_replies ORDER BY uid")
     assert stored == [("a", _utc(2026, 11, 1, 2)), ("b", None)]
 
 
 def test_a_schema_of_the_version_before_is_brought_up_to_date(database: str) -> None:
     card = {"publish_data": {"qvote_id": "Q1"}, "reply_data": [{"uid": "a", "choice": [1]}]}
-    _store(database, "answercard", [card])
+    store(database, "answercard", [card])
     backend = open_backend(parse_target(database), "acct")
     try:
         # Version 1, with a reply view that is not this version's.
@@ -179,7 +165,7 @@ def test_a_schema_of_the_version_before_is_brought_up_to_date(database: str) -> 
         )
     finally:
         backend.close()
-    _store(database, "chat", [{"id": 2}])
+    store(database, "chat", [{"id": 2}])
     assert rows(database, "SELECT value FROM cc_meta WHERE key = 'schema_version'") == [
         (str(SCHEMA_VERSION),)
     ]
