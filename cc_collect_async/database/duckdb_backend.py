@@ -141,9 +141,9 @@ def _config() -> dict[str, Any]:
     Checkpoints stay at DuckDB's default (every 16 MB of write-ahead log). With DuckDB's
     default row groups (before _ROW_GROUP_ROWS), after 64 MB a million records cost 10-15%
     less CPU (each checkpoint rewrites the last, partly filled row groups), but more memory
-    is pinned between checkpoints: at a 16 MB limit a sync of
-    185,765 records then ran out of memory where 16 MB of log did not, and the margin that
-    leaves at 24 MB is not known."""
+    is pinned between checkpoints: at a 16 MB limit a sync of 185,765 records then ran out
+    of memory where 16 MB of log did not, and the margin that leaves at 24 MB is not
+    known."""
     return {
         "memory_limit": f"{_MEMORY_BYTES}B",
         "threads": 1,
@@ -345,17 +345,19 @@ class DuckDBBackend(Backend):
             insert = _insert_typed(self.name(table.name), table, _read_staged(path, size))
             try:
                 self._stage(path, part)
-                with self._memory_for(_longest_row(part)):
+                with self._memory_for(part, size):
                     self.execute(insert)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
 
     @contextmanager
-    def _memory_for(self, longest_row: int) -> Iterator[None]:
+    def _memory_for(self, part: list[memoryview], size: int) -> Iterator[None]:
         """DuckDB's memory limit raised for a statement whose longest row needs more (a
-        vote's replies can make a record of megabytes), and lowered again after it."""
-        needed = longest_row * _MEMORY_PER_ROW_BYTE
+        vote's replies can make a record of megabytes), and lowered again after it. A part
+        of ``size`` bytes too small to hold such a row is not searched for its longest."""
+        small = size * _MEMORY_PER_ROW_BYTE <= _MEMORY_BYTES  # no row of it can need more
+        needed = 0 if small else _longest_row(part) * _MEMORY_PER_ROW_BYTE
         if needed <= _MEMORY_BYTES:
             yield
             return
