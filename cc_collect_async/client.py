@@ -7,10 +7,10 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from . import models
 from .cache import CacheUse, ResponseCache
@@ -24,6 +24,9 @@ from .ratelimit import RateLimiter
 from .retry import RetryPolicy
 from .thqs import Clock
 from .transport import HttpBackend, Sender
+
+if TYPE_CHECKING:  # imported by the httpx engine, when a process uses it
+    import httpx
 
 __all__ = ["CollectClient", "check_base_url"]
 
@@ -44,16 +47,22 @@ def check_base_url(url: str) -> str:
     """
     text = url.strip()
     try:
-        parsed = httpx.URL(text)
-        port = parsed.port  # httpx checks the range when it parses
-    except (httpx.InvalidURL, ValueError) as exc:
+        if any(char <= " " or char == "\x7f" for char in text):
+            raise ValueError("a space or control character")
+        parsed = urlsplit(text)
+        host = parsed.hostname  # checks the brackets of an IPv6 address
+    except ValueError as exc:
         raise ValueError(f"base URL {text!r} is malformed ({exc})") from None
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"base URL {text!r} must start with http:// or https://")
-    if not parsed.host:
+    if not host:
         raise ValueError(f"base URL {text!r} has no host")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
     if port is not None and not 0 < port < 65536:
-        raise ValueError(f"base URL {text!r} has a port out of range")
+        raise ValueError(f"base URL {text!r} has a port out of range (expected 1 to 65535)")
     if parsed.query or parsed.fragment:
         raise ValueError(f"base URL {text!r} must not carry a query or fragment")
     return text.rstrip("/")

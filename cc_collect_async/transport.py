@@ -31,13 +31,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
-import httpx
 import sniffio
 
 from .errors import CollectError, DecodeError, TransportError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each imported where its engine is built: a process needs only one
     import aiohttp
+    import httpx
 
 __all__ = [
     "USER_AGENT",
@@ -107,6 +107,9 @@ class Engine(Protocol):
     name: str
     #: The exceptions that mean this exchange failed (and nothing else did).
     failures: tuple[type[BaseException], ...]
+    #: Of those, the ones that mean the time ran out, and a body that could not be decoded.
+    timeouts: tuple[type[BaseException], ...]
+    undecodable: tuple[type[BaseException], ...]
 
     async def send(
         self, method: str, url: str, headers: Headers, body: bytes | None, deadline: float
@@ -141,9 +144,17 @@ class HttpxEngine:
     """Requests through an ``httpx.AsyncClient``; closes it only if ``owned``."""
 
     name = "httpx"
-    failures: tuple[type[BaseException], ...] = (httpx.HTTPError, httpx.InvalidURL, TimeoutError)
 
     def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+        import httpx
+
+        self.failures: tuple[type[BaseException], ...] = (
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            TimeoutError,
+        )
+        self.timeouts: tuple[type[BaseException], ...] = (TimeoutError, httpx.TimeoutException)
+        self.undecodable: tuple[type[BaseException], ...] = (httpx.DecodingError,)
         self._client = client
         self._owned = owned
 
@@ -157,6 +168,8 @@ class HttpxEngine:
     ) -> HttpxEngine:
         """An engine over a client of our own: HTTP/1.1, a pool as large as the concurrency
         cap (so httpcore's pool queue stays empty), ``transport`` if given."""
+        import httpx
+
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -210,6 +223,8 @@ class AiohttpEngine:
             TimeoutError,
             UndecodableBody,
         )
+        self.timeouts: tuple[type[BaseException], ...] = (asyncio.TimeoutError, TimeoutError)
+        self.undecodable: tuple[type[BaseException], ...] = (UndecodableBody,)
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
@@ -271,16 +286,16 @@ def scrub(text: str, url: str) -> str:
     return _SIGNED_PAIR.sub("", text)
 
 
-def _failure(exc: BaseException, url: str, timeout: float) -> CollectError:
+def _failure(exc: BaseException, engine: Engine, url: str, timeout: float) -> CollectError:
     """The typed error an engine's exception amounts to; its text never holds the query."""
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, engine.timeouts):
         return TransportError(f"no complete reply within {timeout:g} s ({type(exc).__name__})")
     # aiohttp's response errors keep their own text apart from the URL and status.
     message = getattr(exc, "message", None)
     detail = message if isinstance(message, str) and message else str(exc)
     # One line: aiohttp's parser errors draw a caret under the bad bytes over several.
     text = " ".join(word for word in scrub(detail, url).split() if word != "^")
-    if isinstance(exc, httpx.DecodingError | UndecodableBody):
+    if isinstance(exc, engine.undecodable):
         return DecodeError(f"undecodable reply: {text}")
     return TransportError(f"{type(exc).__name__}: {text}")
 
@@ -358,7 +373,7 @@ class Sender:
         try:
             return await engine.send(method, url, headers, body, self.timeout)
         except engine.failures as exc:
-            failure = _failure(exc, url, self.timeout)
+            failure = _failure(exc, engine, url, self.timeout)
         # Raised outside the handler, so the engine's exception (whose text may hold the
         # signed URL) is not chained onto it and never printed with a traceback.
         raise failure

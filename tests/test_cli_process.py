@@ -364,3 +364,21 @@ def test_call_prints_a_reply_with_a_lone_surrogate_and_a_big_integer_as_received
     assert b"Traceback" not in done.stderr
     printed = json.loads(done.stdout.decode("utf-8"))
     assert printed["data"] == {"livecount": 123456789012345678901234567890, "n": "a \ud83d"}
+
+
+def test_a_harvest_on_the_aiohttp_engine_never_imports_httpx(
+    served: tuple[Simulator, str], env: dict[str, str], tmp_path: Path
+) -> None:
+    """httpx (with the click and pygments its own command line pulls in when they are
+    installed) costs a process 3 MB it does not use when aiohttp carries the requests."""
+    program = (
+        "import sys\n"
+        "from cc_collect_async.cli import main\n"
+        f"code = main({[*HARVEST, '--out', str(tmp_path / 'o'), '-q']!r})\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'httpcore'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split("\n")[0] == "0 []", (done.stdout, done.stderr)
+    assert_equals_truth(tmp_path / "o", served[0])
