@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import duckdb
 import pytest
 from postgres_server import PostgresServer
@@ -30,7 +31,7 @@ from cc_collect_async.database import (
     sync,
 )
 from cc_collect_async.database.backend import Group
-from cc_collect_async.database.ddl import COLUMNS, LIVES
+from cc_collect_async.database.ddl import COLUMNS, DUCKDB, HISTORY, LIVES, UNITS
 from cc_collect_async.database.tables import KIND_TABLES
 from cc_collect_async.harvest import ALL_KINDS, KINDS, Harvester, Window
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
@@ -151,6 +152,88 @@ def test_duckdb_upserts_twenty_thousand_lives_within_its_memory_limit(tmp_path: 
         ]
     finally:
         backend.close()
+
+
+def _bookkeeping(first: int, count: int, seen: datetime) -> Group:
+    """A group of ``count`` lives, each with its five units and no rows, as a sync commits
+    them."""
+    liveids = [f"{n:016X}" for n in range(first, first + count)]
+    kinds = ("chat", "access", "vote", "answercard", "rollcall")
+    group = Group(replaced={kind: list(liveids) for kind in kinds})
+    for liveid in liveids:
+        group.lives.append((liveid, DEMO_USERID, "R1", "第一讲", 3, seen, seen, seen, seen, "{}"))
+        group.units += [
+            (liveid, kind, DEMO_USERID, "R1", 0, 1, 0, None, seen, seen, "run", True)
+            for kind in kinds
+        ]
+    return group
+
+
+def test_duckdb_bookkeeping_of_a_long_history_stays_within_its_memory_limit(
+    tmp_path: Path,
+) -> None:
+    # With a primary key on cc_lives and cc_units, DuckDB held their index in memory whole:
+    # at the sync's 24 MB it ran out at about 185,000 units, and every later sync failed.
+    url = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    seen = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    backend = open_backend(parse_target(url), DEMO_USERID)
+    try:
+        for first in range(0, 45_000, 3_000):  # 45,000 lives, 225,000 units
+            backend.commit(_bookkeeping(first, 3_000, seen))
+    finally:
+        backend.close()
+    backend = open_backend(parse_target(url), DEMO_USERID)  # the next night's sync
+    later = seen + timedelta(days=1)
+    try:
+        backend.commit(_bookkeeping(44_000, 2_000, later))  # 1,000 lives seen again
+    finally:
+        backend.close()
+    assert rows(url, "SELECT count(*), count(DISTINCT liveid) FROM cc_lives") == [(46_000, 46_000)]
+    assert rows(url, "SELECT count(*), count(DISTINCT (liveid, kind)) FROM cc_units") == [
+        (230_000, 230_000)
+    ]
+    # A live seen again keeps when it was first seen; its unit row is the new one.
+    assert rows(
+        url,
+        "SELECT l.first_seen, l.last_seen, u.fetched_at FROM cc_lives AS l JOIN cc_units AS u "
+        "ON u.liveid = l.liveid WHERE l.liveid = '000000000000ADD4' AND u.kind = 'chat'",
+    ) == [(seen, later, later)]
+
+
+def test_a_duckdb_file_of_schema_version_2_is_rebuilt_without_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "cc.duckdb"
+    url = f"duckdb:///{path}"
+    seen = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    backend = open_backend(parse_target(url), DEMO_USERID)
+    try:
+        backend.commit(_bookkeeping(0, 10, seen))
+    finally:
+        backend.close()
+    before = {table: sorted(rows(url, f"SELECT * FROM {table}")) for table in HISTORY}
+    version_2 = attrs.evolve(DUCKDB, index_history=True)  # a primary key on both
+    with duckdb.connect(str(path)) as connection:
+        for table in HISTORY:
+            connection.execute(f"ALTER TABLE {table} RENAME TO old")
+            connection.execute(version_2.create_table("main", table))
+            connection.execute(f"INSERT INTO {table} SELECT * FROM old")
+            connection.execute("DROP TABLE old")
+        connection.execute("UPDATE cc_meta SET value = '2' WHERE key = 'schema_version'")
+    indexed = (
+        "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND table_name IN ('cc_lives', 'cc_units') ORDER BY table_name"
+    )
+    assert rows(url, indexed) == [("cc_lives",), ("cc_units",)]
+
+    backend = open_backend(parse_target(url), DEMO_USERID)
+    try:
+        backend.commit(_bookkeeping(5, 10, seen + timedelta(days=1)))
+    finally:
+        backend.close()
+    assert rows(url, indexed) == []
+    assert rows(url, "SELECT value FROM cc_meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(url, "SELECT count(*), count(DISTINCT liveid) FROM cc_lives") == [(15, 15)]
+    kept = sorted(rows(url, "SELECT * FROM cc_units WHERE liveid < '0000000000000005'"))
+    assert kept == [row for row in before[UNITS] if row[0] < "0000000000000005"]
 
 
 def test_duckdb_gives_a_record_of_megabytes_more_memory_for_its_statement_only(

@@ -11,7 +11,7 @@ reads; COPY into a temporary table for PostgreSQL).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -127,10 +127,16 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def upsert(
-        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        keep: Sequence[str],
+        stored: Collection[tuple[Any, ...]] | None = None,
     ) -> None:
         """Insert ``rows``; where the key exists, update every column but the key and
-        ``keep``."""
+        ``keep``. ``stored``, when given, holds every key of ``rows`` the table may hold
+        already (a backend without an index on the key can skip looking for the rest)."""
 
     def delete_lives(self, table: str, liveids: list[str]) -> None:
         """Delete the rows of ``liveids`` from ``table`` (the list bound as one parameter)."""
@@ -163,8 +169,10 @@ class Backend(abc.ABC):
     # -- shared ---------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
-        """Create what is missing; refuse a newer schema or a schema of someone else's."""
+        """Create what is missing, bring an older schema up to date; refuse a newer schema
+        or a schema of someone else's."""
         existing = self.table_names()
+        version: int | None = None
         if META in existing:
             found = self.execute(
                 f"SELECT value FROM {self.name(META)} WHERE key = {self.dialect.param}",
@@ -193,6 +201,8 @@ class Backend(abc.ABC):
                 f"WHERE catalog_name = current_database() AND schema_name = {self.dialect.param}",
                 (self.schema,),
             )
+            if version is not None:
+                self.upgrade(version)
             for statement in self.dialect.create_statements(
                 self.schema, create_schema=create_schema
             ):
@@ -204,6 +214,10 @@ class Backend(abc.ABC):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 ("schema_version", str(SCHEMA_VERSION)),
             )
+
+    def upgrade(self, version: int) -> None:  # noqa: B027 - only DuckDB has changed tables
+        """Inside the creating transaction, before the ``IF NOT EXISTS`` statements: change
+        the tables a schema of ``version`` made differently."""
 
     def lock_schema_changes(self) -> None:  # noqa: B027 - only PostgreSQL needs it
         """Inside the creating transaction: keep two first syncs from racing (PostgreSQL)."""
@@ -283,7 +297,8 @@ class Backend(abc.ABC):
                 if batches:
                     self.load(table, batches)
             if group.units:
-                self.upsert(UNITS, COLUMNS[UNITS], group.units, keep=())
+                known = {(liveid, kind) for kind, lives in stored.items() for liveid in lives}
+                self.upsert(UNITS, COLUMNS[UNITS], group.units, keep=(), stored=known)
             if group.finish is not None:
                 self._finish(group.finish)
 

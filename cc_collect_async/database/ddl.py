@@ -17,6 +17,7 @@ from .tables import KIND_TABLES, PREFIX, ColumnType
 __all__ = [
     "COLUMNS",
     "COLUMN_TYPES",
+    "HISTORY",
     "LIVES",
     "META",
     "RUNS",
@@ -31,7 +32,9 @@ __all__ = [
 #: statement is ``IF NOT EXISTS`` or ``OR REPLACE``), a newer one refused.
 #: 2: the reply views type times as the tables do (an impossible date is NULL: in
 #: PostgreSQL it failed the query).
-SCHEMA_VERSION = 2
+#: 3: DuckDB's ``cc_lives`` and ``cc_units`` without a primary key (see
+#: :attr:`SqlDialect.index_history`); a DuckDB file of version 2 has them rebuilt.
+SCHEMA_VERSION = 3
 
 META = f"{PREFIX}meta"
 LIVES = f"{PREFIX}lives"
@@ -108,6 +111,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     RUNS: ("run_id",),
     WATERMARKS: ("userid",),
 }
+#: The bookkeeping tables that grow with the account's history: a row per live, per unit.
+HISTORY = (LIVES, UNITS)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     table: tuple(name for name, _ in columns) for table, columns in _FIXED.items()
@@ -125,9 +130,13 @@ class SqlDialect:
     types: dict[str, str]
     #: The parameter marker (``?`` for DuckDB, ``%s`` for psycopg).
     param: str
-    #: Per-kind tables get a primary key (PostgreSQL); DuckDB's index would cost memory
-    #: and time on every insert for a uniqueness the delete-then-insert already ensures.
-    kind_primary_keys: bool
+    #: The tables that grow with the account's history (the kinds', ``cc_lives``,
+    #: ``cc_units``) get their primary key: PostgreSQL's index lives on disk. DuckDB holds
+    #: an index (ART) in memory whole, outside what it can evict: at the sync's 24 MB,
+    #: ``cc_units`` ran out of memory at about 185,000 units (37,000 lives, three weeks of
+    #: an account with 1,600 a night), and every later sync of that file failed. Without
+    #: it, a sync replaces rows by deleting them first, which also makes them unique.
+    index_history: bool
     #: ``column`` is one of a list of texts given as one parameter: one value to bind,
     #: however long the list (a statement with hundreds of markers is slow to prepare).
     in_texts: str
@@ -149,14 +158,18 @@ class SqlDialect:
         """Schema (unless ``create_schema`` is false), tables and views, each ``IF NOT
         EXISTS`` / ``OR REPLACE``."""
         statements = [f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"] if create_schema else []
-        for name, columns in _FIXED.items():
-            statements.append(self._create(schema, name, columns, _KEYS[name]))
+        statements += [self.create_table(schema, name) for name in _FIXED]
         for table in KIND_TABLES.values():
             columns = tuple((c.name, c.type) for c in table.columns)
-            keys = ("liveid", "record_key") if self.kind_primary_keys else ()
+            keys = ("liveid", "record_key") if self.index_history else ()
             statements.append(self._create(schema, table.name, columns, keys))
         statements += self._views(schema)
         return statements
+
+    def create_table(self, schema: str, name: str, *, as_name: str | None = None) -> str:
+        """``CREATE TABLE`` of a bookkeeping table (named ``as_name`` when given)."""
+        keys = _KEYS[name] if self.index_history or name not in HISTORY else ()
+        return self._create(schema, as_name or name, _FIXED[name], keys)
 
     def _create(
         self,
@@ -233,7 +246,7 @@ DUCKDB = SqlDialect(
         "boolean": "BOOLEAN",
     },
     "?",
-    kind_primary_keys=False,
+    index_history=False,
     in_texts="{column} IN (SELECT unnest(?::VARCHAR[]))",
 )
 POSTGRES = SqlDialect(
@@ -249,6 +262,6 @@ POSTGRES = SqlDialect(
         "boolean": "boolean",
     },
     "%s",
-    kind_primary_keys=True,
+    index_history=True,
     in_texts="{column} = ANY(%s)",
 )

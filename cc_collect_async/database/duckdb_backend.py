@@ -16,14 +16,14 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import attrs
 
 from .backend import KEYS, Backend
-from .ddl import COLUMN_TYPES, DUCKDB, quote
+from .ddl import COLUMN_TYPES, COLUMNS, DUCKDB, HISTORY, quote
 from .errors import (
     DatabaseBusyError,
     DatabaseError,
@@ -134,9 +134,10 @@ def _config() -> dict[str, Any]:
     with DuckDB's defaults.
 
     Join filter pushdown is off: for a semi join against a short list (``liveid IN (SELECT
-    unnest(?))``) and for ``ON CONFLICT`` it reserved about 6 MiB per statement (on a replay
-    of a sync's statements: 12-16 MB needed with it, 2-4 MB without), a peak on top of the
-    cache. The lists are a group's lives: there was nothing for it to prune.
+    unnest(?))``, and the deletes of stored rows) and for ``ON CONFLICT`` it reserved about
+    6 MiB per statement (on a replay of a sync's statements: 12-16 MB needed with it, 2-4 MB
+    without), a peak on top of the cache. The lists are a group's lives: there was nothing
+    for it to prune.
 
     Checkpoints stay at DuckDB's default (every 16 MB of write-ahead log). With DuckDB's
     default row groups (before _ROW_GROUP_ROWS), after 64 MB a million records cost 10-15%
@@ -403,23 +404,79 @@ class DuckDBBackend(Backend):
                     shutil.rmtree(entry.path, ignore_errors=True)
 
     def upsert(
-        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        keep: Sequence[str],
+        stored: Collection[tuple[Any, ...]] | None = None,
     ) -> None:
-        # Each column as one list parameter, unnested side by side: binding a list costs
-        # DuckDB a fifth of binding its values one marker each.
-        # At most _UPSERT_ROWS rows a statement: DuckDB's memory for an upsert grows with its
-        # rows, and 20,000 lives at once (a rerun of a big account) needed 48 MB.
+        # The table has no index (ddl.SqlDialect.index_history): the stored rows of these
+        # keys are deleted, their ``keep`` columns' values carried over, and the rows
+        # inserted. Each column goes as one list parameter, unnested side by side: binding a
+        # list costs DuckDB a fifth of binding its values one marker each. At most
+        # _UPSERT_ROWS rows a statement: DuckDB's memory for a statement grows with its rows.
         if not rows:
             return
         types = COLUMN_TYPES[table]
+        key = KEYS[table]
+        at = [columns.index(k) for k in key]
+        kept = [columns.index(c) for c in keep]
         names = ", ".join(quote(c) for c in columns)
         lists = ", ".join(f"unnest(?::{_list_type(types[c])}) AS {quote(c)}" for c in columns)
-        key = KEYS[table]
-        sql = (
-            f"INSERT INTO {self.name(table)} ({names}) SELECT {names} FROM (SELECT {lists}) "
-            f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET "
-            + self.update_clause(columns, key, keep)
+        insert = f"INSERT INTO {self.name(table)} ({names}) SELECT {names} FROM (SELECT {lists})"
+        keys = ", ".join(f"unnest(?::{_list_type(types[k])}) AS {quote(k)}" for k in key)
+        delete = (
+            f"DELETE FROM {self.name(table)} AS t USING (SELECT {keys}) AS n WHERE "
+            + " AND ".join(f"t.{quote(k)} = n.{quote(k)}" for k in key)
+            + " RETURNING "
+            + ", ".join(f"t.{quote(c)}" for c in (*key, *keep))
         )
         for start in range(0, len(rows), _UPSERT_ROWS):
             chunk = rows[start : start + _UPSERT_ROWS]
-            self.execute(sql, [list(values) for values in zip(*chunk, strict=True)])
+            doomed = [
+                row_key
+                for row_key in (tuple(row[i] for i in at) for row in chunk)
+                if stored is None or row_key in stored
+            ]
+            if doomed:
+                found = self.execute(delete, [list(k) for k in zip(*doomed, strict=True)])
+                old = {tuple(row[: len(key)]): row[len(key) :] for row in found}
+                if old and kept:
+                    chunk = [
+                        _carried(row, old.get(tuple(row[i] for i in at)), kept) for row in chunk
+                    ]
+            self.execute(insert, [list(values) for values in zip(*chunk, strict=True)])
+
+    def upgrade(self, version: int) -> None:
+        """Version 3: ``cc_lives`` and ``cc_units`` copied into tables without their primary
+        key (see ddl.SqlDialect.index_history), in the transaction that creates the rest."""
+        if version >= 3:
+            return
+        indexed = self.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE database_name = "
+            "current_database() AND schema_name = ? AND constraint_type = 'PRIMARY KEY'",
+            (self.schema,),
+        )
+        for name in HISTORY:
+            if (name,) not in indexed:
+                continue
+            rebuilt = f"{name}_rebuilt"
+            columns = ", ".join(quote(c) for c in COLUMNS[name])
+            self.execute(self.dialect.create_table(self.schema, name, as_name=rebuilt))
+            self.execute(
+                f"INSERT INTO {self.name(rebuilt)} ({columns}) "
+                f"SELECT {columns} FROM {self.name(name)}"
+            )
+            self.execute(f"DROP TABLE {self.name(name)}")
+            self.execute(f"ALTER TABLE {self.name(rebuilt)} RENAME TO {quote(name)}")
+
+
+def _carried(row: tuple[Any, ...], old: tuple[Any, ...] | None, kept: list[int]) -> tuple[Any, ...]:
+    """``row`` with the values of its ``kept`` columns taken from the stored row's ``old``."""
+    if old is None:
+        return row
+    values = list(row)
+    for index, value in zip(kept, old, strict=True):
+        values[index] = value
+    return tuple(values)

@@ -14,7 +14,7 @@ runs the same transaction again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -256,8 +256,14 @@ class PostgresBackend(Backend):
             cursor.execute(f"TRUNCATE {_STAGE}")
 
     def upsert(
-        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], keep: Sequence[str]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        keep: Sequence[str],
+        stored: Collection[tuple[Any, ...]] | None = None,
     ) -> None:
+        # The primary key's index finds the stored rows: ``stored`` saves nothing here.
         names = ", ".join(quote(c) for c in columns)
         key = KEYS[table]
         values = self.dialect.params(len(columns))
