@@ -154,6 +154,27 @@ def test_duckdb_upserts_twenty_thousand_lives_within_its_memory_limit(tmp_path: 
         backend.close()
 
 
+def test_duckdb_bookkeeping_rows_arrive_as_they_were_given(tmp_path: Path) -> None:
+    # They cross into DuckDB as one JSON text (DuckDB before 2.0 converts a list parameter
+    # element by element): every value must come out as it went in.
+    backend = open_backend(parse_target(f"duckdb:///{tmp_path / 'cc.duckdb'}"), DEMO_USERID)
+    seen = datetime(2026, 11, 3, 1, 2, 3, 456789, tzinfo=timezone.utc)
+    ended = datetime(2026, 11, 2, 23, 0, tzinfo=BEIJING)
+    raw = '{"class_name": "a\\u0000b \U0001f393", "n": 1.10, "big": 123456789012345678901}'
+    live = ("L'1", DEMO_USERID, 'R"1', "a\x00b 🎓 '第一讲'", -7, ended, None, seen, seen, raw)
+    unit = ("L'1", "chat", DEMO_USERID, 'R"1', 2**40, 3, 0, '["gap"]', None, seen, "r", False)
+    try:
+        with backend.transaction():
+            backend.upsert(LIVES, COLUMNS[LIVES], [live], keep=("first_seen",))
+            backend.upsert(UNITS, COLUMNS[UNITS], [unit], keep=())
+        assert backend.execute(f"SELECT *, raw::VARCHAR FROM {LIVES}") == [(*live, raw)]
+        assert backend.execute(f"SELECT * EXCLUDE (issues), issues::VARCHAR FROM {UNITS}") == [
+            (*unit[:7], *unit[8:], unit[7])
+        ]
+    finally:
+        backend.close()
+
+
 def _bookkeeping(first: int, count: int, seen: datetime) -> Group:
     """A group of ``count`` lives, each with its five units and no rows, as a sync commits
     them."""

@@ -138,10 +138,15 @@ class Backend(abc.ABC):
         ``keep``. ``stored``, when given, holds every key of ``rows`` the table may hold
         already (a backend without an index on the key can skip looking for the rest)."""
 
+    def texts(self, values: list[str]) -> Any:
+        """``values`` as the one parameter of :meth:`SqlDialect.one_of`."""
+        return values
+
     def delete_lives(self, table: str, liveids: list[str]) -> None:
         """Delete the rows of ``liveids`` from ``table`` (the list bound as one parameter)."""
         self.execute(
-            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}", (liveids,)
+            f"DELETE FROM {self.name(table)} WHERE {self.dialect.one_of('liveid')}",
+            (self.texts(liveids),),
         )
 
     @abc.abstractmethod
@@ -312,7 +317,7 @@ class Backend(abc.ABC):
         liveids = sorted({liveid for lives in replaced.values() for liveid in lives})
         rows = self.execute(
             f"SELECT kind, liveid FROM {self.name(UNITS)} WHERE {self.dialect.one_of('liveid')}",
-            (liveids,),
+            (self.texts(liveids),),
         )
         stored: dict[str, list[str]] = {}
         for kind, liveid in rows:

@@ -247,7 +247,7 @@ DUCKDB = SqlDialect(
     },
     "?",
     index_history=False,
-    in_texts="{column} IN (SELECT unnest(?::VARCHAR[]))",
+    in_texts="{column} IN (SELECT unnest(from_json(?::JSON, '[\"VARCHAR\"]')))",
 )
 POSTGRES = SqlDialect(
     "postgres",

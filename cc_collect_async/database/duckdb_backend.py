@@ -16,12 +16,14 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import attrs
 
+from ..json_codec import dumps
 from .backend import KEYS, Backend
 from .ddl import COLUMN_TYPES, COLUMNS, DUCKDB, HISTORY, quote
 from .errors import (
@@ -51,10 +53,28 @@ def _duckdb() -> Any:
     return duckdb
 
 
-def _list_type(type_: ColumnType) -> str:
-    """The list type a bookkeeping column is bound as (JSON as its text: the insert checks
-    it)."""
-    return ("VARCHAR" if type_ == "json" else DUCKDB.types[type_]) + "[]"
+def _document(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as one JSON text, an object per row: the parameter :func:`_rows_of` reads.
+
+    DuckDB before 2.0 takes about 56 us to convert each element of a Python list parameter
+    (0.7 ms for a unit's row of 12 values, holding the GIL: on DuckDB 1.4 a sync ran at 0.41
+    of harvest's pace). A JSON text it parses in its own code, once per row, typing each
+    field as it goes: 1,000 rows of lives in 2-6 ms within 4 MB, on DuckDB 1.1 to 2.0."""
+    objects = [dict(zip(columns, row, strict=True)) for row in rows]
+    for row in objects:
+        for column, value in row.items():
+            if isinstance(value, datetime):
+                row[column] = value.isoformat()
+    return dumps(objects).decode()
+
+
+def _rows_of(types: dict[str, ColumnType], columns: Sequence[str]) -> str:
+    """A SELECT of the rows of one :func:`_document` parameter, as ``columns``, typed. A JSON
+    column is read as the text it holds (typed as JSON, DuckDB would parse it again and
+    needed 16 MB for 1,000 lives); the insert checks it."""
+    structure = {c: "VARCHAR" if types[c] == "json" else DUCKDB.types[types[c]] for c in columns}
+    text = dumps([structure]).decode().replace("'", "''")
+    return f"SELECT r.* FROM (SELECT unnest(from_json(?::JSON, '{text}')) AS r)"
 
 
 _STAGED_COLUMNS = (
@@ -189,8 +209,7 @@ _IN_USE = ("lock", "already attached", "different configuration")
 #: over a million rows ran within 5% of their time. Set from DuckDB 1.4 on (see _open_file).
 _ROW_GROUP_ROWS = 8_192
 
-#: Rows of one upsert statement (see DuckDBBackend.upsert): 1,000 and 2,000 run within
-#: 16 MB, 5,000 needs 24 MB.
+#: Rows of one upsert statement (see DuckDBBackend.upsert): 1,000 lives run within 4 MB.
 _UPSERT_ROWS = 1_000
 
 
@@ -413,9 +432,8 @@ class DuckDBBackend(Backend):
     ) -> None:
         # The table has no index (ddl.SqlDialect.index_history): the stored rows of these
         # keys are deleted, their ``keep`` columns' values carried over, and the rows
-        # inserted. Each column goes as one list parameter, unnested side by side: binding a
-        # list costs DuckDB a fifth of binding its values one marker each. At most
-        # _UPSERT_ROWS rows a statement: DuckDB's memory for a statement grows with its rows.
+        # inserted. The rows go as one JSON text (see _document). At most _UPSERT_ROWS rows
+        # a statement: DuckDB's memory for a statement grows with its rows.
         if not rows:
             return
         types = COLUMN_TYPES[table]
@@ -423,11 +441,9 @@ class DuckDBBackend(Backend):
         at = [columns.index(k) for k in key]
         kept = [columns.index(c) for c in keep]
         names = ", ".join(quote(c) for c in columns)
-        lists = ", ".join(f"unnest(?::{_list_type(types[c])}) AS {quote(c)}" for c in columns)
-        insert = f"INSERT INTO {self.name(table)} ({names}) SELECT {names} FROM (SELECT {lists})"
-        keys = ", ".join(f"unnest(?::{_list_type(types[k])}) AS {quote(k)}" for k in key)
+        insert = f"INSERT INTO {self.name(table)} ({names}) {_rows_of(types, columns)}"
         delete = (
-            f"DELETE FROM {self.name(table)} AS t USING (SELECT {keys}) AS n WHERE "
+            f"DELETE FROM {self.name(table)} AS t USING ({_rows_of(types, key)}) AS n WHERE "
             + " AND ".join(f"t.{quote(k)} = n.{quote(k)}" for k in key)
             + " RETURNING "
             + ", ".join(f"t.{quote(c)}" for c in (*key, *keep))
@@ -440,13 +456,16 @@ class DuckDBBackend(Backend):
                 if stored is None or row_key in stored
             ]
             if doomed:
-                found = self.execute(delete, [list(k) for k in zip(*doomed, strict=True)])
+                found = self.execute(delete, (_document(key, doomed),))
                 old = {tuple(row[: len(key)]): row[len(key) :] for row in found}
                 if old and kept:
                     chunk = [
                         _carried(row, old.get(tuple(row[i] for i in at)), kept) for row in chunk
                     ]
-            self.execute(insert, [list(values) for values in zip(*chunk, strict=True)])
+            self.execute(insert, (_document(columns, chunk),))
+
+    def texts(self, values: list[str]) -> Any:
+        return dumps(values).decode()  # one JSON text: see _document
 
     def upgrade(self, version: int) -> None:
         """Version 3: ``cc_lives`` and ``cc_units`` copied into tables without their primary
