@@ -227,7 +227,7 @@ class AiohttpEngine:
         self.undecodable: tuple[type[BaseException], ...] = (UndecodableBody,)
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._client_timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -248,9 +248,9 @@ class AiohttpEngine:
         import yarl
 
         session = self._session or self._open()
-        limit = self._timeouts.get(deadline)
+        limit = self._client_timeouts.get(deadline)
         if limit is None:  # aiohttp's total covers connect, send and reading the whole body
-            limit = self._timeouts[deadline] = aiohttp.ClientTimeout(total=deadline)
+            limit = self._client_timeouts[deadline] = aiohttp.ClientTimeout(total=deadline)
         async with session.request(
             method,
             yarl.URL(url, encoded=True),  # as signed: no re-quoting

@@ -450,17 +450,15 @@ class DuckDBBackend(Backend):
         )
         for start in range(0, len(rows), _UPSERT_ROWS):
             chunk = rows[start : start + _UPSERT_ROWS]
-            doomed = [
-                row_key
-                for row_key in (tuple(row[i] for i in at) for row in chunk)
-                if stored is None or row_key in stored
-            ]
+            row_keys = [tuple(row[i] for i in at) for row in chunk]
+            doomed = [k for k in row_keys if stored is None or k in stored]
             if doomed:
                 found = self.execute(delete, (_document(key, doomed),))
                 old = {tuple(row[: len(key)]): row[len(key) :] for row in found}
                 if old and kept:
                     chunk = [
-                        _carried(row, old.get(tuple(row[i] for i in at)), kept) for row in chunk
+                        _carried(row, old.get(row_key), kept)
+                        for row, row_key in zip(chunk, row_keys, strict=True)
                     ]
             self.execute(insert, (_document(columns, chunk),))
 
