@@ -596,8 +596,8 @@ class FakeTerminal(io.StringIO):
 
 def test_terminal_progress_redraws_in_place() -> None:
     stream = FakeTerminal()
-    view = TerminalProgress(stream, ("chat", "vote"), {"chat": 1})
-    view.update(progress(), skipped=1)
+    view = TerminalProgress(stream, ("chat", "vote"))
+    view.update(progress(units_skipped_by_kind={"chat": 1}), skipped=1)
     first = stream.getvalue()
     assert "7/9 units (1 failed)" in first and "1,234 records" in first
     assert "12.5/s" in first and "2 retries" in first and "ETA 0:01" in first

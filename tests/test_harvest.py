@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -396,3 +396,44 @@ async def test_skipped_units_are_not_fetched() -> None:
     assert harvester.units_skipped == 5
     assert {u.live.liveid for u in sink.committed} == {t.liveid for t in truth.lives[5:]}
     assert sim.stats.by_path["/collect/live/chat/record/"] == len(truth.lives) - 5
+
+
+async def test_a_skip_lookup_is_asked_a_listing_page_at_a_time() -> None:
+    # A database's final units are looked up per page of lives: a re-sweep of months never
+    # holds every final unit of its span at once.
+    sim = Simulator(SPEC)
+    truth = truth_for(sim)
+    done = {(t.liveid, "chat") for t in truth.lives[:5]} | {("not listed", "chat")}
+    asked: list[list[str]] = []
+
+    async def lookup(lives: Sequence[Live]) -> set[tuple[str, str]]:
+        asked.append([live.liveid for live in lives])
+        return done
+
+    sink = MemorySink()
+    async with sim_client(sim) as client:
+        harvester = Harvester(
+            client, window=WINDOW, kinds="chat", skip=lookup, rate=FAST, page_length=4
+        )
+        await harvester.run(sink)
+    assert [len(page) for page in asked] == [4, 4, 4, 2]
+    assert [liveid for page in asked for liveid in page] == [t.liveid for t in truth.lives]
+    assert harvester.units_skipped == 5
+    assert harvester.progress().units_skipped_by_kind == {"chat": 5}
+    assert {u.live.liveid for u in sink.committed} == {t.liveid for t in truth.lives[5:]}
+    assert sim.stats.by_path["/collect/live/chat/record/"] == len(truth.lives) - 5
+
+
+async def test_explicit_lives_are_asked_of_a_skip_lookup_in_pages_each_once() -> None:
+    asked: list[list[str]] = []
+
+    async def lookup(lives: Sequence[Live]) -> set[tuple[str, str]]:
+        asked.append([live.liveid for live in lives])
+        return {(live.liveid, "chat") for live in lives}
+
+    named = [("R1", f"L{i}") for i in range(5)] + [("R1", "L0")]
+    async with sim_client(Simulator(SPEC)) as client:
+        harvester = Harvester(client, lives=named, kinds="chat", skip=lookup, page_length=2)
+        report = await harvester.run(MemorySink())
+    assert asked == [["L0", "L1"], ["L2", "L3"], ["L4"]]
+    assert report.lives == 5 and harvester.units_skipped == 5 and report.requests == 0

@@ -30,7 +30,7 @@ from cc_collect_async.database import (
     parse_target,
     sync,
 )
-from cc_collect_async.database.backend import Group
+from cc_collect_async.database.backend import Backend, Group
 from cc_collect_async.database.ddl import COLUMNS, DUCKDB, HISTORY, LIVES, UNITS
 from cc_collect_async.database.tables import KIND_TABLES
 from cc_collect_async.harvest import ALL_KINDS, KINDS, Harvester, Window
@@ -109,6 +109,49 @@ async def test_a_rerun_of_final_units_lists_lives_and_fetches_nothing_else(datab
     assert sim.stats.requests == 1  # one listing page
     assert incremental.plan.window is None  # the watermark is the end: nothing to list
     assert_matches_truth(database, sim.truth(SINCE, UNTIL), ("chat", "access", "vote"))
+
+
+async def test_final_units_are_looked_up_a_listing_page_at_a_time(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looked up for the whole window at once, a re-sweep of a year-old DuckDB file had to
+    # hold 3 M final units (DuckDB ran out of memory; a Python set of them is 565 MB).
+    asked: list[int] = []
+    looked_up = Backend.final_units
+
+    def final_units(self: Backend, *args: Any) -> set[tuple[str, str]]:
+        found = looked_up(self, *args)
+        asked.append(len(args[2]))
+        return found
+
+    monkeypatch.setattr(Backend, "final_units", final_units)
+    sim = Simulator(SPEC)
+    lives = len(sim.truth(SINCE, UNTIL).lives)
+    paged = {**FAST, "page_length": 4}
+    async with client_for(sim) as client:
+        await sync(client, database, since=SINCE, until=UNTIL, harvest_options=paged)
+        asked.clear()
+        again = await sync(
+            client, database, since=SINCE - timedelta(days=400), until=UNTIL, harvest_options=paged
+        )
+    assert asked == [4] * (lives // 4) + [lives % 4]
+    assert again.committed_units == 0 and again.units_skipped == lives * 5
+
+
+async def test_a_lost_connection_during_a_lookup_reconnects(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.fresh_database()
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        await sync(client, url, since=SINCE, until=UNTIL, kinds="chat", harvest_options=FAST)
+        liveids = [live.liveid for live in sim.truth(SINCE, UNTIL).lives]
+        async with DatabaseSink(url, account=client.userid) as sink:
+            _terminate_syncs(postgres_server.url())
+            backend = sink.backend
+            assert backend is not None
+            found = await sink.query(backend.final_units, client.userid, ("chat",), liveids, UNTIL)
+    assert found == {(liveid, "chat") for liveid in liveids} and sink.reconnects == 1
 
 
 async def test_a_rerun_that_skips_every_unit_commits_its_lives_in_groups(tmp_path: Path) -> None:
@@ -577,6 +620,16 @@ async def test_a_role_that_may_not_create_temporary_tables_is_refused_before_fet
     assert "permission denied to create temporary tables" in message
 
 
+def _terminate_syncs(admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'cc-collect sync'"
+        )
+
+
 class _Saboteur:
     """A sink in front of the DatabaseSink that kills its PostgreSQL session before the
     fifth unit's commit, so that commit meets a dead connection."""
@@ -595,13 +648,7 @@ class _Saboteur:
     async def unit_end(self, result: Any) -> None:
         self.units += 1
         if self.units == 5:
-            import psycopg
-
-            with psycopg.connect(self.admin_url, autocommit=True) as admin:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'cc-collect sync'"
-                )
+            _terminate_syncs(self.admin_url)
         await self.sink.unit_end(result)
 
     async def close(self, report: Any) -> None:

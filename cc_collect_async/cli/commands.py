@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -156,7 +155,6 @@ async def _harvest(
             quiet=display.quiet,
             verbose=display.verbose,
             kinds=options.request.kinds,
-            skipped_by_kind=Counter(kind for _, kind in sink.skip),
         )
         error, interrupted = await _fetch(harvester, sink, view, stderr)
         view.finish(harvester.progress(), harvester.units_skipped)

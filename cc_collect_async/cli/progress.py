@@ -117,15 +117,9 @@ class LogProgress:
 class TerminalProgress:
     """A block of lines redrawn in place: totals, pace, and one line per kind."""
 
-    def __init__(
-        self,
-        stream: TextIO,
-        kinds: Sequence[str],
-        skipped_by_kind: Mapping[str, int],
-    ) -> None:
+    def __init__(self, stream: TextIO, kinds: Sequence[str]) -> None:
         self.stream = stream
         self.kinds = tuple(kinds)
-        self.skipped_by_kind = dict(skipped_by_kind)
         self._drawn = 0
 
     def _lines(self, progress: Progress, skipped: int) -> list[str]:
@@ -141,7 +135,9 @@ class TerminalProgress:
         if wait:  # on the pace line: the block keeps its height, so redrawing stays exact
             lines[1] += f"  {wait}"
         for kind in self.kinds:
-            done = progress.units_done_by_kind.get(kind, 0) + self.skipped_by_kind.get(kind, 0)
+            done = progress.units_done_by_kind.get(kind, 0) + progress.units_skipped_by_kind.get(
+                kind, 0
+            )
             total = max(progress.lives, done)
             records = progress.records_by_kind.get(kind, 0)
             lines.append(f"  {kind:<11} {done:>6,}/{total:<6,} {records:>12,} records")
@@ -170,14 +166,13 @@ def progress_view(
     quiet: bool,
     verbose: int,
     kinds: Sequence[str],
-    skipped_by_kind: Mapping[str, int],
 ) -> ProgressView:
     """Terminal block, log lines, or nothing. Verbose logging interleaves its own lines, so
     it gets the log-line form even on a terminal."""
     if quiet:
         return NoProgress()
     if stream.isatty() and not verbose:
-        return TerminalProgress(stream, kinds, skipped_by_kind)
+        return TerminalProgress(stream, kinds)
     return LogProgress(stream)
 
 

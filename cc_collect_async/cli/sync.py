@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, TextIO
@@ -215,15 +214,9 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
                 f"cc-collect: lives from {_when(plan.since)} to {_when(plan.until)} "
                 f"(Beijing time; watermark {_when(plan.watermark)}, oldest unfinished live "
                 f"{_when(plan.oldest_open)}); kinds {','.join(harvester.kinds)}; "
-                f"{len(harvester.skip):,} units already final",
+                "units already final are skipped as their lives are listed",
             )
-        view = progress_view(
-            stderr,
-            quiet=quiet,
-            verbose=display.verbose,
-            kinds=harvester.kinds,
-            skipped_by_kind=Counter(kind for _, kind in harvester.skip),
-        )
+        view = progress_view(stderr, quiet=quiet, verbose=display.verbose, kinds=harvester.kinds)
         views.append(view)
         await follow(harvester, view)
 

@@ -257,16 +257,18 @@ class Backend(abc.ABC):
         )
 
     def final_units(
-        self, userid: str, kinds: Sequence[str], since: datetime, until: datetime
+        self, userid: str, kinds: Sequence[str], liveids: list[str], until: datetime
     ) -> set[tuple[str, str]]:
-        """(liveid, kind) of final units of lives that started in ``[since, until)``."""
+        """(liveid, kind) of the final units of ``liveids`` (one listing page) whose live
+        started before ``until``. Asked a page at a time, so a re-sweep of a long span never
+        holds every final unit of the span at once."""
         p = self.dialect.param
         rows = self.execute(
             f"SELECT u.liveid, u.kind FROM {self.name(UNITS)} AS u "
             f"JOIN {self.name(LIVES)} AS l ON l.liveid = u.liveid "
-            f"WHERE u.userid = {p} AND u.final AND u.kind IN ({self.dialect.params(len(kinds))}) "
-            f"AND l.start_time >= {p} AND l.start_time < {p}",
-            (userid, *kinds, since, until),
+            f"WHERE {self.dialect.one_of('u.liveid')} AND u.userid = {p} AND u.final "
+            f"AND u.kind IN ({self.dialect.params(len(kinds))}) AND l.start_time < {p}",
+            (self.texts(liveids), userid, *kinds, until),
         )
         return {(str(liveid), str(kind)) for liveid, kind in rows}
 

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -38,6 +38,7 @@ from .target import DatabaseTarget, parse_target
 __all__ = ["DatabaseSink"]
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 #: Attempts at one commit whose connection keeps breaking, and the waits between them.
 _ATTEMPTS = 6
@@ -110,7 +111,8 @@ class DatabaseSink:
         self.reconnects = 0
         self.report: HarvestReport | None = None
 
-        self._lives: dict[str, tuple[Live, datetime]] = {}
+        #: When each live was listed: a unit is final by its live's end against this.
+        self._listed: dict[str, datetime] = {}
         #: Record batches of the units still being fetched.
         self._open_units: dict[Unit, list[Any]] = {}
         self._group = Group()
@@ -185,7 +187,7 @@ class DatabaseSink:
     # -- the Sink protocol ----------------------------------------------------------------
 
     async def live(self, live: Live) -> None:
-        self._lives[live.liveid] = (live, self._clock())
+        self._listed[live.liveid] = self._clock()
         self._group.lives.append(self._live_row(live))
         await self._maybe_hand_off()
 
@@ -318,19 +320,37 @@ class DatabaseSink:
             backend.commit(group)
             group.committed = True
 
+        await self._reconnecting(commit, "committing")
+
+    async def query(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` in the database thread, between two commits: a lookup while the
+        harvest runs, such as the final units of a page of lives. A connection lost on the
+        way is made again and ``func`` run again."""
+        if self._failure is not None:
+            raise self._failure
+        async with self._db_lock:
+            return await self._reconnecting(lambda: func(*args), "reading")
+
+    async def _reconnecting(self, func: Callable[[], T], doing: str) -> T:
+        """``func()`` in the database thread, run again on a new connection when the
+        connection breaks, until it works or the attempts run out. Called with ``_db_lock``
+        held, so nothing else uses the connection in between."""
+        backend = self.backend
+        assert backend is not None
         wait = _FIRST_WAIT
-        for attempt in range(1, _ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                await self._call(commit)
-                return
+                result: T = await self._call(func)
+                return result
             except ConnectionLostError as exc:
                 if attempt == _ATTEMPTS:
                     raise DatabaseError(
                         f"{backend.target.display}: connection lost {attempt} times "
-                        f"while committing ({exc})"
+                        f"while {doing} ({exc})"
                     ) from None
-            # Reconnect until it works or the attempts run out; a lock taken by someone
-            # else in the meantime ends the sync (DatabaseBusyError).
+            # A lock taken by someone else in the meantime ends the sync (DatabaseBusyError).
             await anyio.sleep(wait)
             wait = min(wait * 2, _LONGEST_WAIT)
             try:
@@ -362,8 +382,7 @@ class DatabaseSink:
     def _unit_row(self, result: UnitResult) -> tuple[Any, ...]:
         live = result.unit.live
         end = wire_time(live.raw.get("end_time")) if live.raw else None
-        listed = self._lives.get(live.liveid)
-        listed_at = listed[1] if listed else self._clock()
+        listed_at = self._listed.get(live.liveid) or self._clock()
         final = end is not None and listed_at >= end + self.settle
         issues = dumps(list(result.issues)).decode() if result.issues else None
         return (

@@ -3,9 +3,9 @@ thin layer over.
 
 The database is opened (connected, locked, schema checked) before anything is fetched, and
 the account's state read from it decides the window (:mod:`.incremental`); the harvest then
-runs into a :class:`~cc_collect_async.database.sink.DatabaseSink` with the final units
-skipped. Database work runs in a worker thread, one call at a time, so this works under
-asyncio and trio alike.
+runs into a :class:`~cc_collect_async.database.sink.DatabaseSink`, skipping the final units
+it looks up a listing page at a time. Database work runs in a worker thread, one call at a
+time, so this works under asyncio and trio alike.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import anyio
 import attrs
 
 from ..client import CollectClient
-from ..harvest.plan import DEFAULT_KINDS, parse_kinds
+from ..harvest.plan import DEFAULT_KINDS, Live, parse_kinds
 from ..harvest.report import HarvestReport
 from ..harvest.scheduler import Harvester
 from .backend import Backend
@@ -96,16 +96,22 @@ async def sync(
         plan = plan_sync(state, now=now(), since=since, until=until, refresh_days=refresh_days)
         if plan.window is None:
             return SyncReport(target.display, plan, None, None)
-        skip: set[tuple[str, str]] = await call(
-            backend.final_units, client.userid, chosen, plan.since, plan.skip_until
-        )
+
+        async def final_units(lives: Sequence[Live]) -> set[tuple[str, str]]:
+            liveids = [live.liveid for live in lives]
+            return await sink.query(
+                backend.final_units, client.userid, chosen, liveids, plan.skip_until
+            )
+
         harvester = Harvester(
             client,
             window=plan.window,
             kinds=chosen,
             rate=rate,
             concurrency=concurrency,
-            skip=skip,
+            # Asked a listing page at a time, between commits: a re-sweep of months never
+            # holds every final unit of its span at once.
+            skip=final_units if plan.skip_until > plan.since else (),
             **dict(harvest_options or {}),
         )
         sink = DatabaseSink(

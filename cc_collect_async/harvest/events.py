@@ -71,6 +71,8 @@ class Progress:
     planning_done: bool
     records_by_kind: dict[str, int] = attrs.field(factory=dict)
     units_done_by_kind: dict[str, int] = attrs.field(factory=dict)
+    #: Units an earlier run completed, not fetched again (so far: counted as listed).
+    units_skipped_by_kind: dict[str, int] = attrs.field(factory=dict)
     #: Seconds until the server's spent quota lets requests through again: per endpoint
     #: name, ``""`` for the whole account. Empty while nothing waits for the server.
     server_waits: dict[str, float] = attrs.field(factory=dict)

@@ -12,8 +12,18 @@ which applies the concurrency cap, the rate limiter and the retry policy.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Iterable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -29,7 +39,7 @@ from ..governor import Governor
 from ..instrumentation import UnitEvent
 from ..retry import RetryPolicy
 from .events import Batch, Progress, UnitResult
-from .listing import list_lives
+from .listing import list_live_pages
 from .plan import (
     DEFAULT_KINDS,
     KINDS,
@@ -44,10 +54,14 @@ from .plan import (
 from .report import HarvestReport, KindCounts, UnitProblem
 from .sink import Sink
 
-__all__ = ["Event", "Harvester"]
+__all__ = ["Event", "Harvester", "SkipLookup"]
 
 #: What the stream yields: a newly known live, a page of records, or the end of a unit.
 Event = Live | Batch | UnitResult
+
+#: Told a page of listed lives, gives the (liveid, kind) units among them an earlier run
+#: completed: those are not fetched again.
+SkipLookup = Callable[[Sequence[Live]], Awaitable[Collection[tuple[str, str]]]]
 
 
 @attrs.define
@@ -82,6 +96,13 @@ async def _receive(stream: MemoryObjectReceiveStream[Event]) -> Event | None:
             return None
     except anyio.EndOfStream:
         return None
+
+
+def _fixed(units: frozenset[tuple[str, str]]) -> SkipLookup:
+    async def lookup(lives: Sequence[Live]) -> Collection[tuple[str, str]]:
+        return units
+
+    return lookup
 
 
 async def _acquire(semaphore: anyio.Semaphore) -> None:
@@ -196,7 +217,7 @@ class Harvester:
         page_length: int = 1000,
         rollcall_method: Literal["POST", "GET"] = "POST",
         buffer: int = 16,
-        skip: Iterable[tuple[str, str]] = (),
+        skip: Iterable[tuple[str, str]] | SkipLookup = (),
     ) -> None:
         if (window is None) == (lives is None):
             raise ValueError("give either a window or a list of lives")
@@ -229,13 +250,14 @@ class Harvester:
         #: Units in progress at once: enough to keep every request slot busy.
         self.max_units = max(2 * self.concurrency, 4)
         self.lookahead = self.concurrency
-        #: (liveid, kind) of units already done by an earlier run: not fetched again.
-        self.skip = frozenset(skip)
+        #: Units already done by an earlier run, not fetched again: a set of (liveid, kind),
+        #: or a lookup asked a listing page at a time (a database's final units).
+        self._skip: SkipLookup = skip if callable(skip) else _fixed(frozenset(skip))
         self.report = HarvestReport(
             started_at=datetime.now(timezone.utc), kinds={k: KindCounts() for k in self.kinds}
         )
         self._units_total = 0
-        self._units_skipped = 0
+        self._skipped_by_kind: Counter[str] = Counter()
         self._planning_done = False
         self._finished = False
         self._started = False
@@ -313,13 +335,15 @@ class Harvester:
             planning_done=self._planning_done,
             records_by_kind={k: c.records for k, c in kinds.items()},
             units_done_by_kind={k: c.units for k, c in kinds.items()},
+            units_skipped_by_kind=dict(self._skipped_by_kind),
             server_waits={w.endpoint or "": w.until - now for w in self.rate_limiter.waits()},
         )
 
     @property
     def units_skipped(self) -> int:
-        """Units not fetched because an earlier run had completed them."""
-        return self._units_skipped
+        """Units not fetched because an earlier run had completed them (counted as their
+        lives are listed)."""
+        return self._skipped_by_kind.total()
 
     # -- running ------------------------------------------------------------------------
 
@@ -347,47 +371,57 @@ class Harvester:
         # the next listing page is on its way while the units of this one run (reading it
         # only when the planner ran dry stalled every unit for a round trip per page), and
         # every live, hence the unit total and an ETA, is known within the first minutes.
-        found, lives = anyio.create_memory_object_stream[Live](_LIVES_AHEAD)
+        found, lives = anyio.create_memory_object_stream[tuple[Live, tuple[str, ...]]](_LIVES_AHEAD)
         async with send, anyio.create_task_group() as tg:
             tg.start_soon(self._list, found, tg.cancel_scope)
             async with lives:
-                async for live in lives:
+                async for live, kinds in lives:
                     await _send(send, live)
-                    for name in self.kinds:
-                        if (live.liveid, name) in self.skip:
-                            continue
+                    for name in kinds:
                         await _acquire(slots)
                         tg.start_soon(
                             self._run_unit, Unit(live, name), send, slots, tg.cancel_scope
                         )
         self._finished = self._fatal is None
 
-    async def _list(self, found: MemoryObjectSendStream[Live], scope: anyio.CancelScope) -> None:
-        """List every live into ``found``, counting its units as it goes."""
+    async def _list(
+        self,
+        found: MemoryObjectSendStream[tuple[Live, tuple[str, ...]]],
+        scope: anyio.CancelScope,
+    ) -> None:
+        """List every live into ``found`` with the kinds to fetch for it (those an earlier
+        run did not complete, asked of the skip lookup a page at a time), counting its units
+        as it goes."""
         async with found:
             try:
-                async with aclosing(self._lives()) as lives:
-                    async for live in lives:
-                        self.report.lives += 1
-                        for name in self.kinds:
-                            if (live.liveid, name) in self.skip:
-                                self._units_skipped += 1
-                            else:
-                                self._units_total += 1
-                        await found.send(live)
+                async with aclosing(self._live_pages()) as pages:
+                    async for page in pages:
+                        done = await self._skip(page) if page else ()
+                        for live in page:
+                            self.report.lives += 1
+                            kinds = tuple(k for k in self.kinds if (live.liveid, k) not in done)
+                            self._skipped_by_kind.update(k for k in self.kinds if k not in kinds)
+                            self._units_total += len(kinds)
+                            await found.send((live, kinds))
                 self._planning_done = True
                 self.report.lives_listed = True
             except AuthError as exc:
                 self._planning_done = True
                 self._stop(exc, scope)
 
-    async def _lives(self) -> AsyncGenerator[Live, None]:
+    async def _live_pages(self) -> AsyncGenerator[list[Live], None]:
         if self._explicit is not None:
             seen: set[str] = set()
+            page: list[Live] = []
             for live in self._explicit:
                 if live.liveid not in seen:
                     seen.add(live.liveid)
-                    yield live
+                    page.append(live)
+                if len(page) == self.page_length:
+                    yield page
+                    page = []
+            if page:
+                yield page
             return
         assert self.window is not None
 
@@ -397,10 +431,10 @@ class Harvester:
             )
 
         async with aclosing(
-            list_lives(self.client, self.window, failed, page_length=self.page_length)
-        ) as lives:
-            async for live in lives:
-                yield live
+            list_live_pages(self.client, self.window, failed, page_length=self.page_length)
+        ) as pages:
+            async for page in pages:
+                yield page
 
     async def _run_unit(
         self,
