@@ -26,7 +26,12 @@ from cc_collect_async.cli.args import (
     default_window,
     resolve_window,
 )
-from cc_collect_async.cli.progress import LogProgress, TerminalProgress, format_duration
+from cc_collect_async.cli.progress import (
+    LogProgress,
+    TerminalProgress,
+    failed_phrase,
+    format_duration,
+)
 from cc_collect_async.harvest import (
     DEFAULT_KINDS,
     HarvestRequest,
@@ -626,8 +631,18 @@ def test_a_failed_lives_listing_exits_1(
         capsys, "harvest", *WINDOW, "--room", "NOSUCHROOM", "--out", str(tmp_path)
     )
     assert code == 1
-    assert "failed: listing lives of room NOSUCHROOM" in stderr
+    assert "failed: listing lives of room NOSUCHROOM: " in stderr
+    assert "listing lives failed: listing lives failed" not in stderr
+    assert "incomplete: listing lives failed; run the same command again" in stderr
     assert read_manifest(tmp_path)["complete"] is False
+
+
+def test_the_closing_line_says_what_failed() -> None:
+    lives, chat = {"kind": "lives", "roomid": "R1"}, {"kind": "chat", "liveid": "L1"}
+    assert failed_phrase([chat]) == "1 unit failed"
+    assert failed_phrase([chat] * 1200) == "1,200 units failed"
+    assert failed_phrase([lives, lives]) == "listing lives failed"
+    assert failed_phrase([lives, chat, chat]) == "listing lives and 2 units failed"
 
 
 # -- event loop --------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
 from .interrupt import run_interruptibly
 from .progress import (
     ProgressView,
+    failed_phrase,
     failure_lines,
     follow,
     format_duration,
@@ -272,7 +273,7 @@ def _tell_end(
     elif end.failed_units:
         console.say(
             stderr,
-            f"cc-collect: incomplete: {end.failed_units:,} units failed; "
+            f"cc-collect: incomplete: {failed_phrase(manifest.get('failures') or [])}; "
             "run the same command again to retry them",
         )
     elif not quiet:

@@ -218,6 +218,15 @@ def summary_table(manifest: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def failed_phrase(failures: Sequence[Mapping[str, Any]]) -> str:
+    """What failed, for the closing line: "3 units failed", "listing lives failed", or both."""
+    units = sum(1 for failure in failures if failure.get("kind") != "lives")
+    parts = ["listing lives"] if len(failures) > units else []
+    if units:
+        parts.append(f"{units:,} unit{'' if units == 1 else 's'}")
+    return f"{' and '.join(parts)} failed"
+
+
 def failure_lines(manifest: Mapping[str, Any], *, limit: int = 20) -> list[str]:
     """One line per failed unit (at most ``limit``, then how many more)."""
     failures: Sequence[Mapping[str, Any]] = manifest.get("failures") or []

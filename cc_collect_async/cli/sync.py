@@ -46,7 +46,14 @@ from .args import (
 )
 from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
 from .interrupt import run_interruptibly
-from .progress import failure_lines, follow, format_duration, progress_view, summary_table
+from .progress import (
+    failed_phrase,
+    failure_lines,
+    follow,
+    format_duration,
+    progress_view,
+    summary_table,
+)
 
 __all__ = ["SyncOptions", "add_sync_parser", "run_sync", "sync_options"]
 
@@ -361,8 +368,8 @@ def _tell_end(
     elif end.failed_units:
         console.say(
             stderr,
-            f"cc-collect: incomplete: {end.failed_units:,} units failed; the watermark stays; "
-            "run the same command again to retry them",
+            f"cc-collect: incomplete: {failed_phrase(manifest['failures'])}; the watermark "
+            "stays; run the same command again to retry them",
         )
     elif not quiet:
         moved = report.plan.advance_to

@@ -426,9 +426,7 @@ class Harvester:
         assert self.window is not None
 
         def failed(room: str | None, exc: CollectError) -> None:
-            self.report.failures.append(
-                UnitProblem("lives", room or "", "", f"listing lives failed: {exc}")
-            )
+            self.report.failures.append(UnitProblem("lives", room or "", "", str(exc)))
 
         async with aclosing(
             list_live_pages(self.client, self.window, failed, page_length=self.page_length)
