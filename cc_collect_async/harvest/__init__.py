@@ -3,7 +3,7 @@
 from .day import harvest_day
 from .events import Batch, Progress, UnitResult
 from .filesystem import OutputError
-from .listing import list_lives
+from .listing import list_live_pages, list_lives
 from .manifest import read_manifest
 from .outdir import DirectorySink, read_records
 from .plan import (
@@ -20,7 +20,7 @@ from .plan import (
 )
 from .report import HarvestReport, KindCounts, UnitProblem
 from .request import HarvestRequest
-from .scheduler import Event, Harvester
+from .scheduler import Event, Harvester, SkipLookup
 from .sink import MemorySink, Sink
 
 __all__ = [
@@ -41,12 +41,14 @@ __all__ = [
     "OutputError",
     "Progress",
     "Sink",
+    "SkipLookup",
     "SummaryKind",
     "Unit",
     "UnitProblem",
     "UnitResult",
     "Window",
     "harvest_day",
+    "list_live_pages",
     "list_lives",
     "parse_kinds",
     "read_manifest",
