@@ -148,3 +148,78 @@ def test_render_escapes_label_values_and_parses() -> None:
     sample = families["cc_collect_harvest_records"].samples[0]
     assert sample.labels == {"kind": 'we"ird\\kind'} and sample.value == 3
     assert "cc_collect_harvest_last_success_timestamp_seconds" not in families
+
+
+# -- cc-collect sync ---------------------------------------------------------------------------
+
+SYNC = ["sync", "--since", "2026-11-01", "--until", "2026-11-03", "--kinds", "chat,access"]
+
+
+def test_sync_writes_a_metrics_file_and_a_second_night_counts_final_units_as_skipped(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    sim, url = served
+    db, prom = f"duckdb:///{tmp_path / 'cc.duckdb'}", tmp_path / "sync.prom"
+    done = run([*SYNC, "--db", db, "--quiet", "--metrics-file", str(prom)], url)
+    assert done.returncode == 0, done.stderr
+    first = metrics(prom)
+    truth = sim.truth()
+    assert first[("cc_collect_sync_records", (("kind", "chat"),))] == len(truth.keys["chat"])
+    assert first[("cc_collect_sync_units", (("kind", "access"), ("state", "done")))] == 4
+    assert first[("cc_collect_sync_units", (("kind", "access"), ("state", "skipped")))] == 0
+    assert first[("cc_collect_sync_lives", ())] == 4
+    assert first[("cc_collect_sync_retries", ())] >= 1
+    assert first[("cc_collect_sync_complete", ())] == 1
+    assert first[("cc_collect_sync_exit_code", ())] == 0
+    # 2026-11-03 00:00 Beijing time: where the next incremental sync starts.
+    assert first[("cc_collect_sync_watermark_timestamp_seconds", ())] == 1_793_635_200
+    success = first[("cc_collect_sync_last_success_timestamp_seconds", ())]
+
+    again = run([*SYNC, "--db", db, "--quiet", "--metrics-file", str(prom)], url)
+    assert again.returncode == 0, again.stderr
+    second = metrics(prom)
+    assert second[("cc_collect_sync_units", (("kind", "chat"), ("state", "skipped")))] == 4
+    assert second[("cc_collect_sync_units", (("kind", "chat"), ("state", "done")))] == 0
+    assert second[("cc_collect_sync_last_success_timestamp_seconds", ())] > success
+
+    # A database that cannot be used: exit 4, the last success kept.
+    (tmp_path / "not-a-db").write_text("hello")
+    broken = run(
+        [*SYNC, "--db", f"duckdb:///{tmp_path / 'not-a-db'}", "--metrics-file", str(prom)], url
+    )
+    assert broken.returncode == 2, broken.stderr
+    third = metrics(prom)
+    assert third[("cc_collect_sync_exit_code", ())] == 2
+    assert third[("cc_collect_sync_complete", ())] == 0
+    assert (
+        third[("cc_collect_sync_last_success_timestamp_seconds", ())]
+        == (second[("cc_collect_sync_last_success_timestamp_seconds", ())])
+    )
+    assert DEMO_API_KEY not in prom.read_text()
+
+
+def test_sync_json_log_format_prints_only_json_lines_and_ends_with_its_figures(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    sim, url = served
+    db = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    done = run([*SYNC, "--db", db, "--log-format", "json", "-v"], url)
+    assert done.returncode == 0, done.stderr
+    entries = json_lines(done.stderr)
+    assert any(str(e["event"]).startswith("syncing into ") for e in entries)
+    assert any("retrying" in str(e["event"]) for e in entries)  # the library's log, -v
+    finished = entries[-1]
+    assert finished["event"] == "finished"
+    fields = finished["fields"]
+    assert isinstance(fields, dict)
+    truth = sim.truth()
+    assert fields["exit_code"] == 0 and fields["complete"] is True
+    assert fields["records_committed"] == len(truth.keys["chat"]) + len(truth.keys["access"])
+    assert fields["units_committed"] == 8 and fields["lives"] == 4
+    assert fields["watermark_after"] == "2026-11-03T00:00:00+08:00"
+    assert DEMO_API_KEY not in done.stderr
+
+    wrong = run([*SYNC, "--db", db, "--log-format", "json"], url, "wrong-key")
+    assert wrong.returncode == 3
+    errors = [e for e in json_lines(wrong.stderr) if e["level"] == "error"]
+    assert errors and "authentication rejected" in str(errors[0]["event"])

@@ -554,11 +554,12 @@ def harvest_options(
         rate=ns.rate,
         display=_display(ns),
         log_format=ns.log_format,
-        metrics_file=_metrics_path(ns.metrics_file),
+        metrics_file=metrics_path(ns.metrics_file),
     )
 
 
-def _metrics_path(path: Path | None) -> Path | None:
+def metrics_path(path: Path | None) -> Path | None:
+    """``--metrics-file``, checked: its directory must exist before anything runs."""
     if path is not None and not path.parent.is_dir():
         raise UsageError(f"--metrics-file: directory {path.parent} does not exist; create it")
     return path

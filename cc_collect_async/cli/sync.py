@@ -10,10 +10,13 @@ cannot be used is exit 2 (the wrong thing: not a DuckDB file, a newer schema) or
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, TextIO, cast
 
 import attrs
 
@@ -31,7 +34,7 @@ from ..database import (
 )
 from ..errors import AuthError
 from ..harvest import DEFAULT_KINDS, Harvester
-from . import console, runtime
+from . import console, json_logs, metrics_file, runtime
 from .args import (
     Credentials,
     Display,
@@ -42,6 +45,7 @@ from .args import (
     add_pace_options,
     credentials_of,
     default_concurrency,
+    metrics_path,
     parse_when,
 )
 from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
@@ -87,6 +91,10 @@ class SyncOptions:
     concurrency: int | None = None
     rate: float | None = None
     display: Display = attrs.field(factory=Display)
+    #: "json": every stderr line is a JSON object (:mod:`.json_logs`).
+    log_format: str = "text"
+    #: Prometheus text file written at the end (:mod:`.metrics_file`).
+    metrics_file: Path | None = None
     #: Starting rate of the adaptive limiter (the demo's simulator has no limit).
     initial_rate: float | None = None
 
@@ -166,6 +174,8 @@ def add_sync_parser(commands: Any) -> None:
     for action in parser._actions:  # the shared group speaks of harvest's manifest
         if "--json" in action.option_strings:
             action.help = "print the sync's report (window, watermark, counts) as JSON at the end"
+    json_logs.add_option(parser)
+    metrics_file.add_option(parser)
 
 
 def sync_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> SyncOptions:
@@ -189,24 +199,71 @@ def sync_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ
         concurrency=ns.concurrency or default_concurrency(ns.rate),
         rate=ns.rate,
         display=Display(quiet=ns.quiet, verbose=ns.verbose, json=ns.json),
+        log_format=ns.log_format,
+        metrics_file=metrics_path(ns.metrics_file),
     )
 
 
 def run_sync(
     options: SyncOptions, *, stderr: TextIO | None = None, stdout: TextIO | None = None
 ) -> ExitCode:
-    """``cc-collect sync``: the whole run, from opening the database to the exit code."""
+    """``cc-collect sync``: the whole run, from opening the database to the exit code (and
+    the metrics file and the closing JSON event, when asked for)."""
     import sys
 
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    return runtime.run_async(_sync, options, stderr, stdout)
+    events = None
+    if options.log_format == "json":
+        events = json_logs.install(stderr, options.display.verbose)
+        stderr = cast(TextIO, events)
+    started = time.monotonic()
+    ran: list[SyncReport] = []
+    code = runtime.run_async(_sync, options, stderr, stdout, ran)
+    duration = time.monotonic() - started
+    report = _json(ran[0]) if ran else None
+    if options.metrics_file is not None:
+        code = _write_metrics(options.metrics_file, report, code, duration, stderr)
+    if events is not None:
+        events.event(logging.INFO, "finished", exit_code=int(code), **_figures(report, duration))
+    return code
+
+
+def _figures(report: dict[str, Any] | None, duration: float) -> dict[str, Any]:
+    """The closing event's fields: the report's own figures, the harvest's pace."""
+    figures = {key: value for key, value in (report or {}).items() if key != "harvest"}
+    harvest = (report or {}).get("harvest") or {}
+    for key in ("lives", "requests", "retries", "rate_limited"):
+        figures[key] = int(harvest.get(key) or 0)
+    figures["failures"] = len(harvest.get("failures") or [])
+    figures["duration_seconds"] = round(duration, 3)
+    return figures
+
+
+def _write_metrics(
+    path: Path, report: dict[str, Any] | None, code: ExitCode, duration: float, stderr: TextIO
+) -> ExitCode:
+    text = metrics_file.render_sync(
+        report,
+        exit_code=int(code),
+        duration=duration,
+        now=time.time(),
+        last_success=metrics_file.previous_success(path, "sync"),
+    )
+    try:
+        metrics_file.write(path, text)
+    except OSError as exc:
+        console.error(stderr, f"cannot write the metrics file {path}: {exc.strerror or exc}")
+        return ExitCode.OUTPUT if code == ExitCode.OK else code
+    return code
 
 
 def _when(moment: datetime | None) -> str:
     return "none" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
-async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCode:
+async def _sync(
+    options: SyncOptions, stderr: TextIO, stdout: TextIO, result: list[SyncReport]
+) -> ExitCode:
     display = options.display
     quiet = display.quiet
     if not quiet:
@@ -228,7 +285,6 @@ async def _sync(options: SyncOptions, stderr: TextIO, stdout: TextIO) -> ExitCod
         await follow(harvester, view)
 
     views: list[Any] = []
-    result: list[SyncReport] = []
     extra: dict[str, Any] = {}
     if options.initial_rate is not None:
         extra["initial_rate"] = options.initial_rate
@@ -324,6 +380,7 @@ def _json(report: SyncReport) -> dict[str, Any]:
             plan.advance_to.isoformat() if plan.advance_to and report.complete else None
         ),
         "units_skipped": report.units_skipped,
+        "units_skipped_by_kind": report.units_skipped_by_kind,
         "units_committed": report.committed_units,
         "records_committed": report.committed_records,
         "transactions": report.transactions,

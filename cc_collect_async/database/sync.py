@@ -41,6 +41,7 @@ class SyncReport:
     run_id: str | None
     harvest: HarvestReport | None
     units_skipped: int = 0
+    units_skipped_by_kind: dict[str, int] = attrs.field(factory=dict)
     committed_units: int = 0
     committed_records: int = 0
     transactions: int = 0
@@ -140,6 +141,7 @@ async def sync(
             sink.run_id,
             report,
             units_skipped=harvester.units_skipped,
+            units_skipped_by_kind=harvester.units_skipped_by_kind,
             committed_units=sink.committed_units,
             committed_records=sink.committed_records,
             transactions=sink.transactions,

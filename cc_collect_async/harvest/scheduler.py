@@ -335,7 +335,7 @@ class Harvester:
             planning_done=self._planning_done,
             records_by_kind={k: c.records for k, c in kinds.items()},
             units_done_by_kind={k: c.units for k, c in kinds.items()},
-            units_skipped_by_kind=dict(self._skipped_by_kind),
+            units_skipped_by_kind=self.units_skipped_by_kind,
             server_waits={w.endpoint or "": w.until - now for w in self.rate_limiter.waits()},
         )
 
@@ -344,6 +344,11 @@ class Harvester:
         """Units not fetched because an earlier run had completed them (counted as their
         lives are listed)."""
         return self._skipped_by_kind.total()
+
+    @property
+    def units_skipped_by_kind(self) -> dict[str, int]:
+        """:attr:`units_skipped`, kind by kind."""
+        return dict(self._skipped_by_kind)
 
     # -- running ------------------------------------------------------------------------
 
