@@ -110,6 +110,12 @@ def _write_metrics(
         last_success=metrics_file.previous_success(path),
         this_run=this_run,
     )
+    return write_metrics(path, text, code, stderr)
+
+
+def write_metrics(path: Path, text: str, code: ExitCode, stderr: TextIO) -> ExitCode:
+    """Write a command's metrics file; a file that cannot be written turns a success into
+    exit 4 (output), with one line saying why."""
     try:
         metrics_file.write(path, text)
     except OSError as exc:

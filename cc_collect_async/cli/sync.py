@@ -48,6 +48,7 @@ from .args import (
     metrics_path,
     parse_when,
 )
+from .commands import write_metrics
 from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
 from .interrupt import run_interruptibly
 from .progress import (
@@ -249,12 +250,7 @@ def _write_metrics(
         now=time.time(),
         last_success=metrics_file.previous_success(path, "sync"),
     )
-    try:
-        metrics_file.write(path, text)
-    except OSError as exc:
-        console.error(stderr, f"cannot write the metrics file {path}: {exc.strerror or exc}")
-        return ExitCode.OUTPUT if code == ExitCode.OK else code
-    return code
+    return write_metrics(path, text, code, stderr)
 
 
 def _when(moment: datetime | None) -> str:
