@@ -2,7 +2,8 @@
 
 The grammar (``add_sync_parser``), the checked options (``sync_options``) and the command
 (``run_sync``); the work is :func:`cc_collect_async.database.sync`. Same credentials,
-limits, progress display, Ctrl-C handling and exit codes as ``harvest``; a database that
+limits, progress display, Ctrl-C handling, exit codes and cron outputs (``--log-format
+json``, ``--metrics-file``) as ``harvest``; a database that
 cannot be used is exit 2 (the wrong thing: not a DuckDB file, a newer schema) or 4
 (unreachable, rejected, in use, full), with one line and before anything is fetched.
 """
