@@ -602,19 +602,19 @@ class FakeTerminal(io.StringIO):
 def test_terminal_progress_redraws_in_place() -> None:
     stream = FakeTerminal()
     view = TerminalProgress(stream, ("chat", "vote"))
-    view.update(progress(units_skipped_by_kind={"chat": 1}), skipped=1)
+    view.update(progress(units_skipped_by_kind={"chat": 1}))
     first = stream.getvalue()
     assert "7/9 units (1 failed)" in first and "1,234 records" in first
     assert "12.5/s" in first and "2 retries" in first and "ETA 0:01" in first
     assert "chat" in first and "4/4" in first  # 3 fetched + 1 done earlier
-    view.update(progress(planning_done=False), skipped=1)
+    view.update(progress(planning_done=False, units_skipped_by_kind={"chat": 1}))
     assert stream.getvalue()[len(first) :].startswith("\x1b[4F"), "moves up over its 4 lines"
 
 
 def test_log_progress_writes_plain_lines() -> None:
     stream = io.StringIO()
     view = LogProgress(stream, every=0.0)
-    view.update(progress(), skipped=0)
+    view.update(progress())
     line = stream.getvalue()
     assert line.startswith("cc-collect: 4 lives, 6/8 units (1 failed), 1,234 records")
     assert "\x1b" not in line and line.count("\n") == 1

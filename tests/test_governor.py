@@ -385,9 +385,9 @@ def test_a_log_line_comes_as_soon_as_a_wait_begins() -> None:
 
     out = io.StringIO()
     view = LogProgress(out, every=3600.0)
-    view.update(progress(), 0)
+    view.update(progress())
     assert out.getvalue() == ""
-    view.update(progress(account=60.0), 0)
+    view.update(progress(account=60.0))
     assert out.getvalue().rstrip().endswith("server rate limit: resuming in 60 s")
-    view.update(progress(account=59.0), 0)  # the same wait: no new line
+    view.update(progress(account=59.0))  # the same wait: no new line
     assert out.getvalue().count("\n") == 1

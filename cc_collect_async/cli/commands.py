@@ -164,7 +164,7 @@ async def _harvest(
             kinds=options.request.kinds,
         )
         error, interrupted = await _fetch(harvester, sink, view, stderr)
-        view.finish(harvester.progress(), harvester.units_skipped)
+        view.finish(harvester.progress())
     auth, output = _sort_error(error)
     report = harvester.report
     end = HarvestEnd(

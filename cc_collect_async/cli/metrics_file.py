@@ -3,8 +3,8 @@
 node_exporter's textfile collector reads ``*.prom`` files from a directory; a nightly job
 writes its figures there when it ends and the monitoring alerts when
 ``cc_collect_harvest_last_success_timestamp_seconds`` (``cc_collect_sync_...`` for a sync)
-grows old. The file is written whole
-under a temporary name and renamed into place, so the collector never reads half of it.
+grows old. The file is written whole under a temporary name and renamed into place, so the
+collector never reads half of it.
 The last success is carried over from the previous file when this run did not succeed.
 Written by hand (the format is a few lines of text), so the command line needs no
 prometheus-client.

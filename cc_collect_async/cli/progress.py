@@ -40,24 +40,24 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressView(Protocol):
-    def update(self, progress: Progress, skipped: int) -> None: ...
+    def update(self, progress: Progress) -> None: ...
 
-    def finish(self, progress: Progress, skipped: int) -> None: ...
+    def finish(self, progress: Progress) -> None: ...
 
 
 class NoProgress:
     """``--quiet``: nothing while running."""
 
-    def update(self, progress: Progress, skipped: int) -> None:
+    def update(self, progress: Progress) -> None:
         pass
 
-    def finish(self, progress: Progress, skipped: int) -> None:
+    def finish(self, progress: Progress) -> None:
         pass
 
 
-def _units_phrase(progress: Progress, skipped: int) -> str:
-    total = progress.units_total + skipped
-    done = progress.units_done + skipped
+def _units_phrase(progress: Progress) -> str:
+    total = progress.units_total + progress.units_skipped
+    done = progress.units_done + progress.units_skipped
     text = f"{done:,}/{total:,}{'' if progress.planning_done else '+'} units"
     if progress.units_failed:
         text += f" ({progress.units_failed:,} failed)"
@@ -90,9 +90,9 @@ class LogProgress:
         self._last = time.monotonic()
         self._waiting: set[str] = set()
 
-    def _line(self, progress: Progress, skipped: int) -> str:
+    def _line(self, progress: Progress) -> str:
         line = (
-            f"cc-collect: {progress.lives:,} lives, {_units_phrase(progress, skipped)}, "
+            f"cc-collect: {progress.lives:,} lives, {_units_phrase(progress)}, "
             f"{progress.records:,} records, {progress.requests:,} requests "
             f"({progress.request_rate:.1f}/s), {progress.retries:,} retries, "
             f"{progress.rate_limited:,} rate-limited, "
@@ -101,16 +101,16 @@ class LogProgress:
         wait = server_wait_phrase(progress)
         return f"{line}; {wait}" if wait else line
 
-    def update(self, progress: Progress, skipped: int) -> None:
+    def update(self, progress: Progress) -> None:
         now = time.monotonic()
         # A wait for the server's quota is news at once, not ten seconds later.
         started_waiting = not set(progress.server_waits) <= self._waiting
         self._waiting = set(progress.server_waits)
         if now - self._last >= self.every or started_waiting:
             self._last = now
-            print(self._line(progress, skipped), file=self.stream, flush=True)
+            print(self._line(progress), file=self.stream, flush=True)
 
-    def finish(self, progress: Progress, skipped: int) -> None:
+    def finish(self, progress: Progress) -> None:
         pass  # the summary follows; a last progress line would only repeat it
 
 
@@ -122,10 +122,10 @@ class TerminalProgress:
         self.kinds = tuple(kinds)
         self._drawn = 0
 
-    def _lines(self, progress: Progress, skipped: int) -> list[str]:
+    def _lines(self, progress: Progress) -> list[str]:
         lives = f"{progress.lives:,}{'' if progress.planning_done else '+'} lives"
         lines = [
-            f"harvest  {lives}  {_units_phrase(progress, skipped)}  "
+            f"harvest  {lives}  {_units_phrase(progress)}  "
             f"{progress.records:,} records  {format_duration(progress.elapsed)}  "
             f"{_eta_phrase(progress)}",
             f"         {progress.requests:,} requests  {progress.request_rate:.1f}/s  "
@@ -134,10 +134,9 @@ class TerminalProgress:
         wait = server_wait_phrase(progress)
         if wait:  # on the pace line: the block keeps its height, so redrawing stays exact
             lines[1] += f"  {wait}"
+        skipped = progress.units_skipped_by_kind
         for kind in self.kinds:
-            done = progress.units_done_by_kind.get(kind, 0) + progress.units_skipped_by_kind.get(
-                kind, 0
-            )
+            done = progress.units_done_by_kind.get(kind, 0) + skipped.get(kind, 0)
             total = max(progress.lives, done)
             records = progress.records_by_kind.get(kind, 0)
             lines.append(f"  {kind:<11} {done:>6,}/{total:<6,} {records:>12,} records")
@@ -153,11 +152,11 @@ class TerminalProgress:
         self.stream.flush()
         self._drawn = len(lines)
 
-    def update(self, progress: Progress, skipped: int) -> None:
-        self._draw(self._lines(progress, skipped))
+    def update(self, progress: Progress) -> None:
+        self._draw(self._lines(progress))
 
-    def finish(self, progress: Progress, skipped: int) -> None:
-        self._draw(self._lines(progress, skipped))
+    def finish(self, progress: Progress) -> None:
+        self._draw(self._lines(progress))
 
 
 def progress_view(
@@ -180,7 +179,7 @@ async def follow(harvester: Harvester, view: ProgressView, *, interval: float = 
     """Poll the harvester and update ``view`` until cancelled."""
     while True:
         await anyio.sleep(interval)
-        view.update(harvester.progress(), harvester.units_skipped)
+        view.update(harvester.progress())
 
 
 def summary_table(manifest: Mapping[str, Any]) -> str:

@@ -313,7 +313,7 @@ async def _sync(
         except Exception as exc:  # anyio wraps errors in exception groups
             error = exc
     if seen and views:
-        views[0].finish(seen[0].progress(), seen[0].units_skipped)
+        views[0].finish(seen[0].progress())
     if error is not None:
         return _failed(options, error, seen, stderr)
     if not result:  # interrupted before the harvest began

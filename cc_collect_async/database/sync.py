@@ -40,12 +40,16 @@ class SyncReport:
     plan: SyncPlan
     run_id: str | None
     harvest: HarvestReport | None
-    units_skipped: int = 0
+    #: Units not fetched because an earlier run had made them final, by kind.
     units_skipped_by_kind: dict[str, int] = attrs.field(factory=dict)
     committed_units: int = 0
     committed_records: int = 0
     transactions: int = 0
     reconnects: int = 0
+
+    @property
+    def units_skipped(self) -> int:
+        return sum(self.units_skipped_by_kind.values())
 
     @property
     def complete(self) -> bool:
@@ -140,7 +144,6 @@ async def sync(
             plan,
             sink.run_id,
             report,
-            units_skipped=harvester.units_skipped,
             units_skipped_by_kind=harvester.units_skipped_by_kind,
             committed_units=sink.committed_units,
             committed_records=sink.committed_records,

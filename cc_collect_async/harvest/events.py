@@ -78,6 +78,11 @@ class Progress:
     server_waits: dict[str, float] = attrs.field(factory=dict)
 
     @property
+    def units_skipped(self) -> int:
+        """Units an earlier run completed, of every kind."""
+        return sum(self.units_skipped_by_kind.values())
+
+    @property
     def eta(self) -> float | None:
         """Seconds left, estimated from units finished so far; None until it means something."""
         if not self.planning_done or not self.units_done or self.units_total <= self.units_done:
