@@ -81,8 +81,11 @@ _STAGED_COLUMNS = (
     "{'liveid': 'VARCHAR', 'roomid': 'VARCHAR', 'record_key': 'VARCHAR', 'raw': 'VARCHAR'}"
 )
 
-#: Staged bytes one INSERT reads at most (a group of 5,000 records is 2-5 MB).
-_LOAD_BYTES = 4 << 20
+#: Staged bytes one INSERT reads at most. DuckDB types rows 2,048 at a time, and parsing
+#: them takes up to about 18 times their bytes: a group of 5,000 votes with their replies
+#: (7 MB staged) needed 50 MB in statements of 4 MB, of brainstorms 75 MB; 12.5 MB in
+#: statements of 512 KB. Chat needed 13 and 9 MB; its million-record sync costs 4% more CPU.
+_LOAD_BYTES = 512 << 10
 
 
 def _read_staged(path: str, size: int) -> str:
@@ -135,16 +138,11 @@ def _insert_typed(target: str, table: KindTable, source: str) -> str:
     )
 
 
-#: DuckDB's memory (see _config), and what one statement gets per byte of its longest staged
-#: row where that needs more: a record of 2 MB needed 32 MB, 20 MB 256 MB (a chat record
-#: and its content are copied a few times on the way in).
+#: DuckDB's memory (see _config), and what one statement gets per staged byte where that
+#: needs more: a statement of one record of 2 MB needed 32 MB, of 20 MB 256 MB, of 4 MB of
+#: brainstorms 75 MB (see _LOAD_BYTES).
 _MEMORY_BYTES = 24_000_000
-_MEMORY_PER_ROW_BYTE = 16
-
-
-def _longest_row(part: list[memoryview]) -> int:
-    """The longest staged row of a part (each view holds whole rows)."""
-    return max((len(row) for view in part for row in bytes(view).split(b"\n")), default=0)
+_MEMORY_PER_STAGED_BYTE = 24
 
 
 def _config() -> dict[str, Any]:
@@ -365,19 +363,19 @@ class DuckDBBackend(Backend):
             insert = _insert_typed(self.name(table.name), table, _read_staged(path, size))
             try:
                 self._stage(path, part)
-                with self._memory_for(part, size):
+                with self._memory_for(size):
                     self.execute(insert)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
 
     @contextmanager
-    def _memory_for(self, part: list[memoryview], size: int) -> Iterator[None]:
-        """DuckDB's memory limit raised for a statement whose longest row needs more (a
-        vote's replies can make a record of megabytes), and lowered again after it. A part
-        of ``size`` bytes too small to hold such a row is not searched for its longest."""
-        small = size * _MEMORY_PER_ROW_BYTE <= _MEMORY_BYTES  # no row of it can need more
-        needed = 0 if small else _longest_row(part) * _MEMORY_PER_ROW_BYTE
+    def _memory_for(self, size: int) -> Iterator[None]:
+        """DuckDB's memory limit raised for a statement of ``size`` staged bytes that needs
+        more, and lowered again after it: only a part holding a record of about a megabyte
+        or more does (a vote's replies can make a record of megabytes; in_parts takes a
+        record longer than _LOAD_BYTES whole)."""
+        needed = size * _MEMORY_PER_STAGED_BYTE
         if needed <= _MEMORY_BYTES:
             yield
             return
