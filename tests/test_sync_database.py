@@ -4,6 +4,7 @@ what a second sync, a newer schema, a foreign file or a lost connection meet."""
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from datetime import datetime, timedelta, timezone
@@ -33,8 +34,15 @@ from cc_collect_async.database import (
 from cc_collect_async.database.backend import Backend, Group
 from cc_collect_async.database.ddl import COLUMNS, DUCKDB, HISTORY, LIVES, UNITS
 from cc_collect_async.database.tables import KIND_TABLES
-from cc_collect_async.harvest import ALL_KINDS, KINDS, Harvester, Window
-from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
+from cc_collect_async.harvest import ALL_KINDS, KINDS, Harvester, Live, Window
+from cc_collect_async.sim import (
+    DEMO_API_KEY,
+    DEMO_USERID,
+    Dataset,
+    DatasetSpec,
+    SimConfig,
+    Simulator,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -300,6 +308,31 @@ def test_a_duckdb_file_of_schema_version_2_is_rebuilt_without_the_index(tmp_path
     assert kept == [row for row in before[UNITS] if row[0] < "0000000000000005"]
 
 
+@pytest.mark.parametrize("kind", ["vote", "answercard", "brainstorm"])
+def test_duckdb_loads_a_group_of_large_records_within_its_memory_limit(
+    tmp_path: Path, kind: str
+) -> None:
+    # A record with its replies is 1.3-2 KB; DuckDB parses a statement's rows 2,048 at a time
+    # and needs up to 18 times their bytes: a sync of these kinds alone ran out of memory.
+    data = Dataset(DatasetSpec(lives=3_000, rooms=10, huge_every=0, window_days=30))
+    backend = open_backend(parse_target(f"duckdb:///{tmp_path / 'cc.duckdb'}"), DEMO_USERID)
+    table = KIND_TABLES[kind]
+    group, records = Group(), 0
+    for live in data.lives():
+        page = data.records(live.liveid, kind)
+        if page and records < 5_000:  # a group's worth (DatabaseSink's group_rows)
+            group.rows.setdefault(kind, []).append(
+                backend.page_rows(table, live.liveid, live.roomid, page, KINDS[kind].page_keys)
+            )
+            group.replaced.setdefault(kind, []).append(live.liveid)
+            records += len(page)
+    try:
+        backend.commit(group)
+        assert backend.execute(f"SELECT count(*) FROM {table.name}") == [(records,)]
+    finally:
+        backend.close()
+
+
 def test_duckdb_gives_a_record_of_megabytes_more_memory_for_its_statement_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -438,6 +471,20 @@ async def test_the_sink_works_with_harvester_run(database: str) -> None:
             report = await harvester.run(sink)
     assert report.complete and sink.committed_records == report.records
     assert_matches_truth(database, sim.truth(SINCE, UNTIL), ("chat", "summary"))
+
+
+async def test_the_sink_keeps_when_a_live_was_listed_only_while_the_harvest_holds_it(
+    tmp_path: Path,
+) -> None:
+    # A backfill lists hundreds of thousands of lives in one run: what the sink keeps per
+    # live (when it was listed, which decides a unit's finality) must go with the live.
+    async with DatabaseSink(f"duckdb:///{tmp_path / 'cc.duckdb'}", account=DEMO_USERID) as sink:
+        for n in range(1_000):
+            await sink.live(Live("R1", f"{n:016X}"))
+        held = Live("R1", "HELD")
+        await sink.live(held)
+        gc.collect()
+        assert list(sink._listed) == [held]
 
 
 async def test_a_refetch_replaces_the_units_rows_whole_even_when_empty(database: str) -> None:

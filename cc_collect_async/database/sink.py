@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -111,8 +112,10 @@ class DatabaseSink:
         self.reconnects = 0
         self.report: HarvestReport | None = None
 
-        #: When each live was listed: a unit is final by its live's end against this.
-        self._listed: dict[str, datetime] = {}
+        #: When each live was listed: a unit is final by its live's end against this. Held
+        #: only while the harvest holds the live (its units are still to come or running):
+        #: a backfill lists hundreds of thousands of lives in one run.
+        self._listed: weakref.WeakKeyDictionary[Live, datetime] = weakref.WeakKeyDictionary()
         #: Record batches of the units still being fetched.
         self._open_units: dict[Unit, list[Any]] = {}
         self._group = Group()
@@ -187,7 +190,7 @@ class DatabaseSink:
     # -- the Sink protocol ----------------------------------------------------------------
 
     async def live(self, live: Live) -> None:
-        self._listed[live.liveid] = self._clock()
+        self._listed[live] = self._clock()
         self._group.lives.append(self._live_row(live))
         await self._maybe_hand_off()
 
@@ -382,7 +385,7 @@ class DatabaseSink:
     def _unit_row(self, result: UnitResult) -> tuple[Any, ...]:
         live = result.unit.live
         end = wire_time(live.raw.get("end_time")) if live.raw else None
-        listed_at = self._listed.get(live.liveid) or self._clock()
+        listed_at = self._listed.get(live) or self._clock()
         final = end is not None and listed_at >= end + self.settle
         issues = dumps(list(result.issues)).decode() if result.issues else None
         return (
