@@ -84,7 +84,7 @@ _STAGED_COLUMNS = (
 #: Staged bytes one INSERT reads at most. DuckDB types rows 2,048 at a time, and parsing
 #: them takes up to about 18 times their bytes: a group of 5,000 votes with their replies
 #: (7 MB staged) needed 50 MB in statements of 4 MB, of brainstorms 75 MB; 12.5 MB in
-#: statements of 512 KB. Chat needed 13 and 9 MB; its million-record sync costs 4% more CPU.
+#: statements of 512 KB. Chat needed 13 and 9 MB; a million records take 3-6% more CPU.
 _LOAD_BYTES = 512 << 10
 
 
