@@ -200,9 +200,16 @@ class PostgresBackend(Backend):
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(self._psycopg.Error):
-                connection.close()  # the session's advisory lock goes with it
+        if connection is None:
+            return
+        with contextlib.suppress(self._psycopg.Error):
+            if not connection.broken:
+                # The server frees a session's locks only once it has seen the connection
+                # go, a moment after close() returns: a sync started right after this one
+                # (a scheduler's next account, a retry) found the account still locked.
+                connection.execute("SELECT pg_advisory_unlock_all()")
+        with contextlib.suppress(self._psycopg.Error):
+            connection.close()  # a lock still held (a broken connection) goes with it
 
     # -- statements -----------------------------------------------------------------------
 
