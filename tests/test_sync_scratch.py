@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from cc_collect_async.database import open_backend, parse_target
 
 _KILLED_SYNC = textwrap.dedent(
@@ -24,6 +26,7 @@ _KILLED_SYNC = textwrap.dedent(
     page = backend.page_rows(KIND_TABLES["chat"], "L1", "R1", [{"id": 1}], KINDS["chat"].page_keys)
     unit = ("L1", "chat", "acct", "R1", 1, 1, 0, None, None, datetime.now(timezone.utc), "r", False)
     backend.commit(Group(units=[unit], rows={"chat": [page]}, replaced={"chat": ["L1"]}))
+    backend.execute("SELECT count(*) FROM (SELECT i FROM range(4000000) r(i) ORDER BY hash(i))")
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
@@ -40,7 +43,8 @@ def test_a_killed_syncs_scratch_is_removed_by_the_next_sync_of_that_file(tmp_pat
     killed = subprocess.run([sys.executable, "-c", _KILLED_SYNC, database], check=False)
     assert killed.returncode == -9
     left = _scratch(tmp_path)
-    assert len(left) == 2 and other.name in left  # the killed sync's is beside its file
+    # The killed sync's staging and spill directories are beside its file.
+    assert len(left) == 3 and other.name in left and ".cc.duckdb.cc-sync-spill" in left
     backend = open_backend(parse_target(database), "acct")
     try:
         assert _scratch(tmp_path) == [other.name]
@@ -48,3 +52,24 @@ def test_a_killed_syncs_scratch_is_removed_by_the_next_sync_of_that_file(tmp_pat
     finally:
         backend.close()
     assert _scratch(tmp_path) == [other.name]
+
+
+def test_duckdb_spills_beside_the_file_not_into_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is attached to an in-memory connection, whose temporary files went to .tmp
+    # under the current directory (DuckDB 1.4 moved a sync's new rows there).
+    work, data = tmp_path / "work", tmp_path / "data"
+    work.mkdir()
+    data.mkdir()
+    monkeypatch.chdir(work)
+    backend = open_backend(parse_target(f"duckdb:///{data / 'cc.duckdb'}"), "acct")
+    try:
+        # A sort of more than the sync's 24 MB of DuckDB's memory: it spills.
+        spilled = "SELECT count(*) FROM (SELECT i FROM range(4000000) AS r(i) ORDER BY hash(i))"
+        assert backend.execute(spilled) == [(4_000_000,)]
+        assert os.listdir(work) == []
+        assert _scratch(data) == [".cc.duckdb.cc-sync-spill"]
+    finally:
+        backend.close()
+    assert _scratch(data) == []

@@ -242,6 +242,7 @@ class DuckDBBackend(Backend):
                     DUCKDB, column_options={"json": "USING COMPRESSION zstd"}
                 )
             self._remove_stale_scratch()
+            self._spill_beside_file()
             self.ensure_schema()
         except BaseException:
             self.close()
@@ -410,6 +411,17 @@ class DuckDBBackend(Backend):
                     f"({exc.strerror or exc})"
                 ) from None
         return self._scratch_dir
+
+    def _spill_beside_file(self) -> None:
+        """DuckDB's temporary files (what a sort, a join or a transaction's new rows move out
+        of its memory) in a scratch directory beside the file. The connection is in memory
+        with the file attached (see _open_file), and an in-memory database spills into
+        ``.tmp`` under the current directory: a cron job's, or one it cannot write to, where a
+        kill left them. DuckDB makes the directory when it first spills and removes it when
+        the connection closes; after a kill, the next sync of the file does."""
+        spill = os.path.join(os.path.dirname(self.path), self._scratch_prefix() + "spill")
+        quoted = spill.replace("'", "''")
+        self.execute(f"SET temp_directory = '{quoted}'")
 
     def _remove_stale_scratch(self) -> None:
         """Scratch directories of this file's earlier syncs that were killed. Called once
