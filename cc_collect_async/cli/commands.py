@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from types import FrameType
@@ -59,24 +59,47 @@ def run_harvest(
     """``cc-collect harvest``: the whole run, from opening ``--out`` to the exit code."""
     # Looked up per call, not bound at import: tests and embedders swap sys.stderr.
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    events = None
-    if options.log_format == "json":
-        events = json_logs.install(stderr, options.display.verbose)
-        stderr = cast(TextIO, events)
-    started = time.monotonic()
     sink = DirectorySink(
         options.out,
         options.request,
         source={"base_url": options.credentials.base_url, "userid": options.credentials.userid},
     )
-    code = _open_and_harvest(options, sink, stderr, stdout)
+    return run_with_cron_outputs(
+        lambda stderr: _open_and_harvest(options, sink, stderr, stdout),
+        stderr,
+        log_format=options.log_format,
+        verbose=options.display.verbose,
+        metrics=options.metrics_file,
+        render=lambda code, duration, path: _metrics_text(path, sink, code, duration),
+        figures=lambda duration: _figures(options, sink, duration),
+    )
+
+
+def run_with_cron_outputs(
+    run: Callable[[TextIO], ExitCode],
+    stderr: TextIO,
+    *,
+    log_format: str,
+    verbose: int,
+    metrics: Path | None,
+    render: Callable[[ExitCode, float, Path], str],
+    figures: Callable[[float], Mapping[str, Any]],
+) -> ExitCode:
+    """``run(stderr)`` with a command's cron outputs: with ``log_format`` "json" every
+    stderr line a JSON object, ending with a ``finished`` event of the exit code and
+    ``figures(duration)``; with ``metrics``, that file written from ``render(code, duration,
+    path)`` first (a file that cannot be written turns a success into exit 4)."""
+    events = None
+    if log_format == "json":
+        events = json_logs.install(stderr, verbose)
+        stderr = cast(TextIO, events)
+    started = time.monotonic()
+    code = run(stderr)
     duration = time.monotonic() - started
-    if options.metrics_file is not None:
-        code = _write_metrics(options.metrics_file, sink, code, duration, stderr)
+    if metrics is not None:
+        code = _write_metrics(metrics, render(code, duration, metrics), code, stderr)
     if events is not None:
-        events.event(
-            logging.INFO, "finished", exit_code=int(code), **_figures(options, sink, duration)
-        )
+        events.event(logging.INFO, "finished", exit_code=int(code), **figures(duration))
     return code
 
 
@@ -96,13 +119,11 @@ def _figures(options: HarvestOptions, sink: DirectorySink, duration: float) -> d
     }
 
 
-def _write_metrics(
-    path: Path, sink: DirectorySink, code: ExitCode, duration: float, stderr: TextIO
-) -> ExitCode:
+def _metrics_text(path: Path, sink: DirectorySink, code: ExitCode, duration: float) -> str:
     manifest = sink.manifest or {}
     runs = manifest.get("runs") or []
     this_run = None if sink.already_complete or not runs else runs[-1]
-    text = metrics_file.render(
+    return metrics_file.render(
         manifest,
         exit_code=int(code),
         duration=duration,
@@ -110,10 +131,9 @@ def _write_metrics(
         last_success=metrics_file.previous_success(path),
         this_run=this_run,
     )
-    return write_metrics(path, text, code, stderr)
 
 
-def write_metrics(path: Path, text: str, code: ExitCode, stderr: TextIO) -> ExitCode:
+def _write_metrics(path: Path, text: str, code: ExitCode, stderr: TextIO) -> ExitCode:
     """Write a command's metrics file; a file that cannot be written turns a success into
     exit 4 (output), with one line saying why."""
     try:

@@ -11,13 +11,13 @@ cannot be used is exit 2 (the wrong thing: not a DuckDB file, a newer schema) or
 from __future__ import annotations
 
 import argparse
-import logging
+import functools
 import os
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import attrs
 
@@ -49,7 +49,7 @@ from .args import (
     metrics_path,
     parse_when,
 )
-from .commands import write_metrics
+from .commands import run_with_cron_outputs
 from .exits import ExitCode, HarvestEnd, find_error, harvest_exit_code
 from .interrupt import run_interruptibly
 from .progress import (
@@ -214,20 +214,21 @@ def run_sync(
     import sys
 
     stderr, stdout = stderr or sys.stderr, stdout or sys.stdout
-    events = None
-    if options.log_format == "json":
-        events = json_logs.install(stderr, options.display.verbose)
-        stderr = cast(TextIO, events)
-    started = time.monotonic()
     ran: list[SyncReport] = []
-    code = runtime.run_async(_sync, options, stderr, stdout, ran)
-    duration = time.monotonic() - started
-    report = _json(ran[0]) if ran else None
-    if options.metrics_file is not None:
-        code = _write_metrics(options.metrics_file, report, code, duration, stderr)
-    if events is not None:
-        events.event(logging.INFO, "finished", exit_code=int(code), **_figures(report, duration))
-    return code
+
+    @functools.cache  # asked by the metrics file and by the closing event
+    def report() -> dict[str, Any] | None:
+        return _json(ran[0]) if ran else None
+
+    return run_with_cron_outputs(
+        lambda stderr: runtime.run_async(_sync, options, stderr, stdout, ran),
+        stderr,
+        log_format=options.log_format,
+        verbose=options.display.verbose,
+        metrics=options.metrics_file,
+        render=lambda code, duration, path: _metrics_text(path, report(), code, duration),
+        figures=lambda duration: _figures(report(), duration),
+    )
 
 
 def _figures(report: dict[str, Any] | None, duration: float) -> dict[str, Any]:
@@ -241,17 +242,16 @@ def _figures(report: dict[str, Any] | None, duration: float) -> dict[str, Any]:
     return figures
 
 
-def _write_metrics(
-    path: Path, report: dict[str, Any] | None, code: ExitCode, duration: float, stderr: TextIO
-) -> ExitCode:
-    text = metrics_file.render_sync(
+def _metrics_text(
+    path: Path, report: dict[str, Any] | None, code: ExitCode, duration: float
+) -> str:
+    return metrics_file.render_sync(
         report,
         exit_code=int(code),
         duration=duration,
         now=time.time(),
         last_success=metrics_file.previous_success(path, "sync"),
     )
-    return write_metrics(path, text, code, stderr)
 
 
 def _when(moment: datetime | None) -> str:
