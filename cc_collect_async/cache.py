@@ -24,10 +24,15 @@ another caller refreshes it, and for ``stale_if_error`` more seconds it is serve
 refresh fails with an error worth retrying (too fast, server error, transport, garbled
 reply). Errors are never stored. The store is bounded by entries and by bytes (the size of
 each reply's JSON), least recently used first out.
+
+A reply is stored as its JSON and every caller is given an envelope of its own, decoded from
+it: a caller that changes what it got (a model's ``raw``, the dict ``call`` returns) changes
+nothing for the next one.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -47,11 +52,21 @@ __all__ = ["CacheKey", "CacheStats", "CacheUse", "ResponseCache"]
 #: Per-call cache use: True (default) serves fresh entries; ``"refresh"`` skips a stored
 #: entry and replaces it; False neither reads nor writes the cache nor merges the call.
 CacheUse: TypeAlias = Literal[True, False, "refresh"]
-#: (account, base URL, endpoint, sorted wire parameters).
-CacheKey: TypeAlias = tuple[str, str, str, tuple[tuple[str, str | int], ...]]
+#: (account, base URL, endpoint, sorted wire parameters, which API key signed the call).
+CacheKey: TypeAlias = tuple[str, str, str, tuple[tuple[str, str | int], ...], str]
 Envelope: TypeAlias = dict[str, Any]
 
 _LIVE_PARAMS = ("liveid", "live_id")
+# The counter of CacheStats each way a lookup can end adds to.
+_COUNTERS: dict[CacheOutcome, str] = {
+    "hit": "hits",
+    "miss": "misses",
+    "joined": "joined",
+    "stale": "stale",
+    "stale_if_error": "stale_if_error",
+    "refresh": "refreshes",
+    "bypass": "bypassed",
+}
 # Endpoints whose parameters describe a closed time window rather than one live.
 _WINDOW_ENDPOINTS = frozenset({"lives", "max_parallel"})
 
@@ -74,13 +89,17 @@ class CacheStats:
 
 @attrs.define(slots=True)
 class _Entry:
-    value: Envelope
+    #: The reply's JSON: decoded afresh for each caller.
+    value: bytes
     size: int
     fetched_at: float
     #: Wall time after which a reply is final: the live's end, or the window's, plus the
     #: settle margin; None when unknown (a running live, a room-wide query).
     subject: str | None
     window_end: float | None
+    #: A listing that holds a live still running when fetched: never final, whatever its
+    #: window (a window closed at 11:00 lists a live that runs past it, end time blank).
+    running: bool = False
 
 
 class _Flight:
@@ -91,8 +110,25 @@ class _Flight:
     def __init__(self) -> None:
         self.event = anyio.Event()
         self.done = False
-        self.value: Envelope | None = None
-        self.error: BaseException | None = None
+        self.value: bytes | None = None  # the reply's JSON
+        self.error: CollectError | Exception | None = None
+
+
+def _envelope(data: bytes) -> Envelope:
+    """A caller's own envelope, from a stored reply's JSON."""
+    envelope: Envelope = json_codec.loads(data)
+    return envelope
+
+
+def _for_waiter(error: BaseException) -> BaseException:
+    """A waiter's own copy of the leader's error. Raised as one object in every waiter, the
+    error's traceback would grow by each waiter's frames: thousands of lines to log, and
+    every waiter's frames kept alive, for a crowd that called with a wrong key."""
+    try:
+        mine = copy.copy(error)
+    except Exception:  # an exception type that cannot be rebuilt from its arguments
+        return error
+    return mine.with_traceback(None)
 
 
 def _end_of(text: object) -> float | None:
@@ -164,9 +200,20 @@ class ResponseCache:
     # -- public ---------------------------------------------------------------------------
 
     @staticmethod
-    def key(account: str, base_url: str, endpoint: str, wire: Mapping[str, str | int]) -> CacheKey:
-        """The cache key of a call: never the signed URL, which changes every second."""
-        return (account, base_url, endpoint, tuple(sorted(wire.items())))
+    def key(
+        account: str,
+        base_url: str,
+        endpoint: str,
+        wire: Mapping[str, str | int],
+        *,
+        credential: str = "",
+    ) -> CacheKey:
+        """The cache key of a call: never the signed URL, which changes every second.
+        ``credential`` tells apart the API keys a process signs with (the client passes its
+        key's :meth:`~cc_collect_async.core.ApiKey.fingerprint`): a reply fetched with the
+        right key is not served to a caller with a wrong one, nor a wrong key's refusal to a
+        caller with the right one."""
+        return (account, base_url, endpoint, tuple(sorted(wire.items())), credential)
 
     def stats(self) -> CacheStats:
         """A snapshot of the counters and the current size."""
@@ -203,65 +250,69 @@ class ResponseCache:
         instrumentation: Instrumentation | None = None,
     ) -> Envelope:
         """The envelope for ``key``: from the store, from a fetch in flight, or from
-        ``fetch()``. The envelope is shared between callers: treat it as read-only."""
-        endpoint = key[2]
-
-        def note(outcome: CacheOutcome) -> None:
-            if instrumentation is not None:
-                instrumentation.on_cache(CacheEvent(endpoint=endpoint, outcome=outcome))
-
-        if use is False:
-            self._stats.bypassed += 1
-            note("bypass")
-            return await fetch()
-        now = self._clock()
-        entry = self._store.get(key)
-        if use == "refresh":
-            self._stats.refreshes += 1
-            note("refresh")
-        elif entry is not None:
-            age = now - entry.fetched_at
-            ttl = self._ttl(key, entry)
-            if age < ttl:
-                self._store.move_to_end(key)
-                self._stats.hits += 1
-                note("hit")
-                return entry.value
-            if age >= ttl + max(self.stale_while_revalidate, self.stale_if_error):
-                self._drop(key)
-                entry = None
-        while (flight := self._flights.get(key)) is not None:
-            if (
-                use is True
-                and entry is not None
-                and now - entry.fetched_at < self._ttl(key, entry) + self.stale_while_revalidate
-            ):
-                self._stats.stale += 1
-                note("stale")
-                return entry.value
-            self._stats.joined += 1
-            note("joined")
-            await flight.event.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.done:
-                assert flight.value is not None
-                return flight.value
-            # The leader was cancelled: the first waiter to get here fetches in its place.
+        ``fetch()``. Each caller gets an envelope of its own. Each call is counted once (a
+        cancelled one too) and told to ``instrumentation``: as joined when it starts waiting
+        for another's fetch (also if it then fetches in a cancelled leader's place), else by
+        how it ended."""
+        outcome: CacheOutcome = "miss" if use is True else "refresh" if use else "bypass"
+        counted = False
+        try:
+            if use is False:
+                return await fetch()
             now = self._clock()
-        if use is True:
-            self._stats.misses += 1
-            note("miss")
-        return await self._lead(key, fetch, note)
+            entry = self._store.get(key)
+            if use is True and entry is not None:
+                age = now - entry.fetched_at
+                ttl = self._ttl(key, entry)
+                if age < ttl:
+                    self._store.move_to_end(key)
+                    outcome = "hit"
+                    return _envelope(entry.value)
+                if age >= ttl + max(self.stale_while_revalidate, self.stale_if_error):
+                    self._drop(key)
+                    entry = None
+            while (flight := self._flights.get(key)) is not None:
+                if (
+                    use is True
+                    and entry is not None
+                    and now - entry.fetched_at < self._ttl(key, entry) + self.stale_while_revalidate
+                ):
+                    outcome = "stale"
+                    return _envelope(entry.value)
+                if use is True and not counted:
+                    outcome, counted = "joined", True
+                    self._count(outcome, key[2], instrumentation)
+                await flight.event.wait()
+                if flight.error is not None:
+                    raise _for_waiter(flight.error)
+                if flight.done:
+                    assert flight.value is not None
+                    return _envelope(flight.value)
+                # The leader was cancelled: the first waiter to get here fetches in its place.
+                now = self._clock()
+            value, stale = await self._lead(key, fetch)
+            if stale and not counted:
+                outcome = "stale_if_error"
+            return value
+        finally:
+            if not counted:
+                self._count(outcome, key[2], instrumentation)
 
     # -- internals ------------------------------------------------------------------------
 
+    def _count(
+        self, outcome: CacheOutcome, endpoint: str, instrumentation: Instrumentation | None
+    ) -> None:
+        counter = _COUNTERS[outcome]
+        setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+        if instrumentation is not None:
+            instrumentation.on_cache(CacheEvent(endpoint=endpoint, outcome=outcome))
+
     async def _lead(
-        self,
-        key: CacheKey,
-        fetch: Callable[[], Awaitable[Envelope]],
-        note: Callable[[CacheOutcome], None],
-    ) -> Envelope:
+        self, key: CacheKey, fetch: Callable[[], Awaitable[Envelope]]
+    ) -> tuple[Envelope, bool]:
+        """Fetch for every caller of ``key``: the envelope, and whether it is the stored
+        one, served because the fetch failed."""
         flight = self._flights[key] = _Flight()
         try:
             value = await fetch()
@@ -270,10 +321,8 @@ class ResponseCache:
             if stale is None:
                 flight.error = exc
                 raise
-            self._stats.stale_if_error += 1
-            note("stale_if_error")
             flight.value, flight.done = stale, True
-            return stale
+            return _envelope(stale), True
         except Exception as exc:
             flight.error = exc
             raise
@@ -283,11 +332,10 @@ class ResponseCache:
             if self._flights.get(key) is flight:
                 del self._flights[key]
             flight.event.set()
-        self._put(key, value)
-        flight.value, flight.done = value, True
-        return value
+        flight.value, flight.done = self._put(key, value), True
+        return value, False
 
-    def _stale_for_error(self, key: CacheKey, exc: CollectError) -> Envelope | None:
+    def _stale_for_error(self, key: CacheKey, exc: CollectError) -> bytes | None:
         entry = self._store.get(key)
         if entry is None or not exc.retryable:
             return None
@@ -295,6 +343,8 @@ class ResponseCache:
         return entry.value if age < self._ttl(key, entry) + self.stale_if_error else None
 
     def _ttl(self, key: CacheKey, entry: _Entry) -> float:
+        if entry.running:
+            return self.live_ttl
         settled: float | None = entry.window_end
         if entry.subject is not None:
             settled = self._ends.get((key[0], key[1], entry.subject))
@@ -302,27 +352,31 @@ class ResponseCache:
             return self.final_ttl
         return self.live_ttl
 
-    def _put(self, key: CacheKey, value: Envelope) -> None:
-        account, base_url, endpoint, items = key
+    def _put(self, key: CacheKey, value: Envelope) -> bytes:
+        """Store ``value`` (unless it alone is over ``max_bytes``); return its JSON."""
+        account, base_url, endpoint, items, _ = key
         wire = dict(items)
-        self._learn(account, base_url, endpoint, wire, value)
-        size = len(json_codec.dumps(value))
+        running = self._learn(account, base_url, endpoint, wire, value)
+        data = json_codec.dumps(value)
+        size = len(data)
         if size > self.max_bytes:
-            return
+            return data
         if key in self._store:
             self._drop(key)
         subject = next((str(wire[p]) for p in _LIVE_PARAMS if p in wire), None)
         self._store[key] = _Entry(
-            value=value,
+            value=data,
             size=size,
             fetched_at=self._clock(),
             subject=subject,
             window_end=_window_end(endpoint, wire),
+            running=running,
         )
         self._bytes += size
         while len(self._store) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._store)))
             self._stats.evictions += 1
+        return data
 
     def _drop(self, key: CacheKey) -> None:
         entry = self._store.pop(key)
@@ -335,9 +389,9 @@ class ResponseCache:
         endpoint: str,
         wire: Mapping[str, str | int],
         envelope: Envelope,
-    ) -> None:
+    ) -> bool:
         """Remember the end times a reply reveals: every live of a listing, and the live a
-        ``duration`` reply is about."""
+        ``duration`` reply is about. True when a listed live has none yet (it runs)."""
         data = envelope.get("data")
         found: list[tuple[str, object]] = []
         if endpoint == "lives" and isinstance(data, list):
@@ -348,12 +402,15 @@ class ResponseCache:
             ]
         elif endpoint == "duration" and isinstance(data, dict) and "liveid" in wire:
             found = [(str(wire["liveid"]), data.get("end_time"))]
+        running = False
         for liveid, text in found:
             end = _end_of(text)
             if end is None:
+                running = running or endpoint == "lives"
                 continue
             where = (account, base_url, liveid)
             self._ends[where] = end
             self._ends.move_to_end(where)
         while len(self._ends) > 4 * self.max_entries:
             self._ends.popitem(last=False)
+        return running

@@ -250,8 +250,8 @@ class CollectClient:
     async def call(
         self, name: str, *, method: str | None = None, **params: object
     ) -> dict[str, Any]:
-        """Call endpoint ``name`` and return its OK envelope as received. With a cache on,
-        the envelope is shared with other callers: do not modify it."""
+        """Call endpoint ``name`` and return its OK envelope as received (with a cache on,
+        a copy of its own for each caller)."""
         return await self._request(endpoint(name), params, _envelope, method=method)
 
     async def fetch_records(self, name: str, **params: object) -> list[dict[str, Any]]:
@@ -326,7 +326,9 @@ class CollectClient:
             return await self.requester.request(ep, params, method=method, read=checked)
 
         wire = ep.prepare(self.userid, params)
-        key = store.key(self.userid, self.base_url, ep.name, wire)
+        key = store.key(
+            self.userid, self.base_url, ep.name, wire, credential=self.requester.credential
+        )
         envelope = await store.fetch(key, fetch, use=cache, instrumentation=self.instrumentation)
         # This caller's own fetch has read the envelope already; a shared or stored one is
         # read here.

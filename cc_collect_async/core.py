@@ -12,8 +12,10 @@ retry loop, so every error it raises carries the endpoint and the number of atte
 from __future__ import annotations
 
 import email.utils
+import hmac
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -45,6 +47,8 @@ from .transport import ReplyLike, Sender
 __all__ = ["DEFAULT_BASE_URL", "ApiKey", "CallStats", "Requester", "classify_reply"]
 
 DEFAULT_BASE_URL = "https://ccapi.csslcloud.net"
+
+_FINGERPRINT_SALT = os.urandom(32)
 logger = logging.getLogger("cc_collect_async")
 # A library logs, the application decides where to: without this, Python's last-resort
 # handler would print warnings (a unit's failure) on stderr of any program using us.
@@ -63,6 +67,11 @@ class ApiKey:
 
     def reveal(self) -> str:
         return self._value
+
+    def fingerprint(self) -> str:
+        """Equal for equal keys within this process, and telling nothing about the key: an
+        HMAC under a salt drawn when the process started. The response cache keys by it."""
+        return hmac.new(_FINGERPRINT_SALT, self._value.encode(), "sha256").hexdigest()[:32]
 
     def __repr__(self) -> str:
         return "ApiKey('***')"
@@ -219,6 +228,8 @@ class Requester:
     ) -> None:
         self.userid = userid
         self._api_key = api_key
+        #: Which key signs: the response cache keeps apart replies of different keys.
+        self.credential = api_key.fingerprint()
         self._sender = sender
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -272,20 +283,24 @@ class Requester:
         attempt = 0
         counted = 0  # attempts that failed (an attempt turned away by a spent quota waited)
         excused = 0.0  # seconds spent waiting out a spent quota
+        spent = 0.0  # seconds on the wire and backing off: what an attempt's deadline leaves
         while True:
             attempt += 1
             status: int | None = None
-            began = sent = started if hooks is None else self._monotonic()
+            began = sent = self._monotonic()
             permit: Permit | None = None
             try:
                 async with self._admitted(endpoint) as permit:
-                    if hooks is not None:
-                        sent = self._monotonic()
-                    reply = await self._send(endpoint, wire, verb)
+                    sent = self._monotonic()
+                    # The policy's time in all bounds an attempt too: a page view given 4 s
+                    # must not wait out the transport's minute for one stalled reply.
+                    budget = self.retry.max_elapsed - spent
+                    reply = await self._send(endpoint, wire, verb, budget)
                 status = reply.status_code
                 result = read(classify_reply(reply))
             except CollectError as exc:
                 exc.locate(endpoint.name, wire, attempt, status)
+                spent += self._monotonic() - sent
                 if hooks is not None:
                     self._observe(hooks, endpoint, verb, attempt, began, sent, status, exc)
                 waited = self._settled(permit, exc)
@@ -293,6 +308,8 @@ class Requester:
                 delay = self.retry.delay(max(counted, 1), exc.retry_after, rand=self._rand)
                 if waited:  # time spent waiting for the server's quota is not time failing
                     excused += delay + (permit.waited if permit is not None else 0.0)
+                else:
+                    spent += delay
                 elapsed = self._monotonic() - started - excused
                 out_of_time = elapsed + delay > self.retry.max_elapsed
                 if not exc.retryable or counted >= self.retry.max_attempts or out_of_time:
@@ -356,7 +373,7 @@ class Requester:
         )
 
     async def _send(
-        self, endpoint: Endpoint, wire: Mapping[str, str | int], method: str
+        self, endpoint: Endpoint, wire: Mapping[str, str | int], method: str, budget: float
     ) -> ReplyLike:
         # Signed per attempt: a retry must carry a fresh time or the server calls it stale.
         query = thqs.sign(wire, self._api_key.reveal(), clock=self._clock)
@@ -368,7 +385,7 @@ class Requester:
         self.stats.requests += 1
         logger.debug("%s %s %s", method, endpoint.path, wire)
         return await self._sender.send(
-            method, f"{self.base_url}{endpoint.path}?{query}", headers, body
+            method, f"{self.base_url}{endpoint.path}?{query}", headers, body, deadline=budget
         )
 
     # -- rate limits and the concurrency cap: every word the request path says to them -----

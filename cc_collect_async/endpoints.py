@@ -222,8 +222,12 @@ class Endpoint:
                 f"{self.name} needs {choices}", endpoint=self.name, params=params
             )
         rendered: dict[str, str | int] = {self.account_param: userid}
-        for name, value in given.items():
-            rendered[name] = known[name].render(value)
+        try:
+            for name, value in given.items():
+                rendered[name] = known[name].render(value)
+        except InvalidRequestError as exc:  # a bad date or number: said like any other
+            exc.locate(self.name, params, 0)
+            raise
         if self.paging is not None:
             self._check_paging(rendered, params)
         return rendered

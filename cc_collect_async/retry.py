@@ -16,6 +16,11 @@ class RetryPolicy:
     Only errors whose ``retryable`` flag is set are retried; a server's ``Retry-After`` is
     honoured up to ``max_retry_after`` because a well-behaved client waits as long as it is
     told, but a broken header must not park a nightly job for an hour.
+
+    ``max_elapsed`` also bounds each attempt: one is given at most what the attempts and
+    backoffs before it left of it (and never more than the client's ``timeout``), so a
+    stalled reply cannot hold a call past it. Time spent waiting for the rate limit or for
+    a spent quota is not counted against an attempt.
     """
 
     max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))

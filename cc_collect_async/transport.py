@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -140,6 +141,23 @@ def _decoded(body: bytes, encoding: str | None) -> bytes:
     raise UndecodableBody(f"unsupported content encoding {coding!r}")
 
 
+class _WithoutSignature(logging.Filter):
+    """httpx logs every request at INFO, URL and all ("HTTP Request: GET https://...&time=
+    ...&hash=..."): its lines lose the signed pair here, as our own messages do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("hash=" in str(a) for a in record.args):
+            record.args = tuple(
+                _SIGNED_PAIR.sub("", str(a)) if "hash=" in str(a) else a for a in record.args
+            )
+        if isinstance(record.msg, str) and "hash=" in record.msg:
+            record.msg = _SIGNED_PAIR.sub("", record.msg)
+        return True
+
+
+_HTTPX_LOG_FILTER = _WithoutSignature()
+
+
 class HttpxEngine:
     """Requests through an ``httpx.AsyncClient``; closes it only if ``owned``."""
 
@@ -147,6 +165,10 @@ class HttpxEngine:
 
     def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
         import httpx
+
+        httpx_logger = logging.getLogger("httpx")
+        if _HTTPX_LOG_FILTER not in httpx_logger.filters:
+            httpx_logger.addFilter(_HTTPX_LOG_FILTER)
 
         self.failures: tuple[type[BaseException], ...] = (
             httpx.HTTPError,
@@ -227,7 +249,7 @@ class AiohttpEngine:
         self.undecodable: tuple[type[BaseException], ...] = (UndecodableBody,)
         self._limit = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._client_timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._client_timeout: aiohttp.ClientTimeout | None = None  # the last one, reused
 
     def _open(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -248,9 +270,10 @@ class AiohttpEngine:
         import yarl
 
         session = self._session or self._open()
-        limit = self._client_timeouts.get(deadline)
-        if limit is None:  # aiohttp's total covers connect, send and reading the whole body
-            limit = self._client_timeouts[deadline] = aiohttp.ClientTimeout(total=deadline)
+        limit = self._client_timeout
+        if limit is None or limit.total != deadline:
+            # aiohttp's total covers connect, send and reading the whole body.
+            limit = self._client_timeout = aiohttp.ClientTimeout(total=deadline)
         async with session.request(
             method,
             yarl.URL(url, encoded=True),  # as signed: no re-quoting
@@ -363,17 +386,26 @@ class Sender:
         return HttpxEngine.build(max_connections=self._max_connections, timeout=self.timeout)
 
     async def send(
-        self, method: str, url: str, headers: Headers = (), body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Headers = (),
+        body: bytes | None = None,
+        *,
+        deadline: float | None = None,
     ) -> ReplyLike:
-        """Send one signed request; a failure is a retryable ``TransportError`` (or a
-        ``DecodeError`` for a body that cannot be decoded) whose text omits the signature."""
+        """Send one signed request within ``timeout`` seconds, or ``deadline`` if sooner;
+        a failure is a retryable ``TransportError`` (or a ``DecodeError`` for a body that
+        cannot be decoded) whose text omits the signature."""
         engine = self._engine
         if engine is None:
             engine = self._engine = self._choose()
+        # Never 0: aiohttp reads a total of 0 as no limit at all.
+        limit = self.timeout if deadline is None else max(min(deadline, self.timeout), 0.01)
         try:
-            return await engine.send(method, url, headers, body, self.timeout)
+            return await engine.send(method, url, headers, body, limit)
         except engine.failures as exc:
-            failure = _failure(exc, engine, url, self.timeout)
+            failure = _failure(exc, engine, url, limit)
         # Raised outside the handler, so the engine's exception (whose text may hold the
         # signed URL) is not chained onto it and never printed with a traceback.
         raise failure

@@ -4,6 +4,7 @@ decide exactly who is in flight when."""
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import anyio
@@ -102,6 +103,95 @@ async def test_an_error_is_shared_by_the_waiters_and_never_stored() -> None:
     assert cache.stats().entries == 1
 
 
+async def test_every_caller_gets_an_envelope_of_its_own() -> None:
+    """What one caller does to its reply (a model's ``raw``, ``call``'s dict) is not what
+    the next caller gets: the leader, its waiters and later hits each have their own."""
+    cache = ResponseCache(clock=Clock())
+    upstream = Upstream({"result": "OK", "data": {"n": 1, "replies": [{"a": 1}]}})
+    upstream.gate = anyio.Event()
+    got: list[dict[str, Any]] = []
+
+    async def caller() -> None:
+        envelope = await cache.fetch(key(), upstream)
+        got.append(envelope)
+        envelope["data"]["n"] = -1
+        envelope["data"]["replies"][0]["a"] = -1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(caller)
+        await upstream.entered.wait()
+        await anyio.wait_all_tasks_blocked()
+        upstream.gate.set()
+    assert upstream.calls == 1 and cache.stats().joined == 3
+    assert len({id(envelope) for envelope in got}) == 4
+    assert await cache.fetch(key(), upstream) == {
+        "result": "OK",
+        "data": {"n": 1, "replies": [{"a": 1}]},
+        "call": 1,
+    }
+
+
+async def test_each_waiter_raises_its_own_copy_of_the_error() -> None:
+    """One error object raised in every waiter grew by each waiter's frames: 50 waiters
+    made a traceback of 254 frames. Each now has its own, with the leader's details."""
+    cache = ResponseCache(clock=Clock())
+    upstream = Upstream()
+    upstream.gate = anyio.Event()
+    upstream.error = AuthError("AUTH_FAIL", endpoint="summary", status=200)
+    errors: list[AuthError] = []
+
+    async def caller() -> None:
+        try:
+            await cache.fetch(key(), upstream)
+        except AuthError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(caller)
+        await upstream.entered.wait()
+        await anyio.wait_all_tasks_blocked()
+        upstream.gate.set()
+    assert upstream.calls == 1 and len(errors) == 50
+    assert len({id(exc) for exc in errors}) == 50
+    assert {(str(exc), exc.endpoint, exc.status) for exc in errors} == {
+        ("AUTH_FAIL [summary] (HTTP 200)", "summary", 200)
+    }
+    assert max(len(traceback.extract_tb(exc.__traceback__)) for exc in errors) <= 4
+
+
+async def test_replies_fetched_with_different_api_keys_are_kept_apart() -> None:
+    """Same account, two keys: a right key's reply is not served to a wrong key, nor does
+    a right key's call join a wrong key's flight (and share its refusal)."""
+    cache = ResponseCache(clock=Clock())
+    right, wrong = Upstream(), Upstream()
+    wrong.error = AuthError("AUTH_FAIL", endpoint="summary")
+    wrong.gate = anyio.Event()
+    as_right = ResponseCache.key("U1", "http://sim", "summary", {"liveid": "L1"}, credential="a")
+    as_wrong = ResponseCache.key("U1", "http://sim", "summary", {"liveid": "L1"}, credential="b")
+    outcomes: list[str] = []
+
+    async def call(which: CacheKey, upstream: Upstream) -> None:
+        try:
+            await cache.fetch(which, upstream)
+            outcomes.append("ok")
+        except AuthError:
+            outcomes.append("refused")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, as_wrong, wrong)
+        await wrong.entered.wait()
+        tg.start_soon(call, as_right, right)
+        await anyio.wait_all_tasks_blocked()
+        wrong.gate.set()
+    assert sorted(outcomes) == ["ok", "refused"] and right.calls == 1
+    wrong.gate = None
+    with pytest.raises(AuthError):  # the right key's stored reply is not the wrong key's
+        await cache.fetch(as_wrong, wrong)
+    assert (right.calls, wrong.calls) == (1, 2)
+
+
 async def test_a_cancelled_leader_hands_over_to_a_waiter() -> None:
     cache = ResponseCache(clock=Clock())
     upstream = Upstream()
@@ -133,6 +223,10 @@ async def test_a_cancelled_leader_hands_over_to_a_waiter() -> None:
         upstream.gate.set()
     assert upstream.calls == 2
     assert results == [2, 2, 2]
+    # Each lookup counted once: the cancelled leader's miss, three joined (the one that took
+    # over among them, not counted again as a miss, nor the others as joining twice).
+    stats = cache.stats()
+    assert (stats.misses, stats.joined) == (1, 3)
 
 
 async def test_running_lives_expire_soon_and_ended_ones_are_kept_long() -> None:
@@ -189,6 +283,25 @@ async def test_past_windows_are_final_and_the_current_one_is_not() -> None:
     assert upstream.calls == 4  # only today's listing was fetched again
 
 
+async def test_a_past_windows_listing_with_a_running_live_is_not_final() -> None:
+    """A window closed at 11:00 lists a live that runs on past it, its end time blank: the
+    listing is fetched again after live_ttl (not kept a day), until the live has ended."""
+    clock = Clock()  # 12:00
+    cache = ResponseCache(clock=clock, live_ttl=10, final_ttl=24 * 3600)
+    window = key("lives", start_time="2026-11-01 10:00", end_time="2026-11-01 11:00")
+    running = {"liveid": "L1", "start_time": "2026-11-01 10:30:00", "end_time": ""}
+    upstream = Upstream({"result": "OK", "data": [running]})
+    await cache.fetch(window, upstream)
+    clock.now += 6 * 3600
+    listing = await cache.fetch(window, upstream)
+    assert upstream.calls == 2 and listing["call"] == 2
+    upstream.value = {"result": "OK", "data": [{**running, "end_time": "2026-11-01 13:00:00"}]}
+    clock.now += 60
+    await cache.fetch(window, upstream)
+    clock.now += 3600
+    assert (await cache.fetch(window, upstream))["call"] == 3  # ended: kept now
+
+
 async def test_stale_while_revalidate_serves_others_while_one_refreshes() -> None:
     clock = Clock()
     cache = ResponseCache(clock=clock, live_ttl=10, stale_while_revalidate=30)
@@ -231,6 +344,9 @@ async def test_stale_if_error_serves_the_last_value_when_the_vendor_fails() -> N
     upstream.error = ServerError("down", endpoint="summary", status=503)
     with pytest.raises(ServerError):
         await cache.fetch(key(), upstream)  # too old to stand in
+    # One count per lookup: a stale stand-in is not also a miss.
+    stats = cache.stats()
+    assert (stats.misses, stats.stale_if_error) == (3, 2)
 
 
 async def test_bounded_by_entries_and_bytes_least_recently_used_out() -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 import anyio
 import pytest
 
-from cc_collect_async import CollectClient, ResponseCache
+from cc_collect_async import AuthError, CollectClient, ResponseCache
 from cc_collect_async.harvest import Harvester, MemorySink, Window
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator, serve
 
@@ -51,6 +51,38 @@ async def test_a_hit_sends_nothing_although_every_signature_differs(
     assert first == second == fresh == uncached
     assert chat == chat_again and len(chat) == len(sim.dataset.records(live.liveid, "chat"))
     assert sim.stats.by_path == {"/collect/live/gather": 3, "/collect/live/chat/record/": 1}
+
+
+async def test_changing_a_models_raw_changes_nothing_for_the_next_caller(
+    sim: Simulator, sim_url: str
+) -> None:
+    live = sim.dataset.lives(None, None, None)[0]
+    async with _client(sim_url, ResponseCache()) as client:
+        summary = await client.summary(live.roomid, live.liveid)
+        summary.raw["usercount"] = -1
+        chat = await client.chat_records(live.roomid, live.liveid)
+        chat[0].raw["content"] = "changed"
+        again = await client.summary(live.roomid, live.liveid)
+        chat_again = await client.chat_records(live.roomid, live.liveid)
+        assert client.requester.stats.requests == 2
+    assert again.usercount == summary.usercount and again.raw["usercount"] != -1
+    assert chat_again[0].raw["content"] == chat_again[0].content == chat[0].content
+
+
+async def test_a_wrong_key_sharing_the_cache_is_refused_not_served(
+    sim: Simulator, sim_url: str
+) -> None:
+    live = sim.dataset.lives(None, None, None)[0]
+    cache = ResponseCache()
+    async with (
+        _client(sim_url, cache) as right,
+        CollectClient(DEMO_USERID, "not-the-key", base_url=sim_url, cache=cache) as wrong,
+    ):
+        await right.summary(live.roomid, live.liveid)
+        with pytest.raises(AuthError):
+            await wrong.summary(live.roomid, live.liveid)
+        await right.summary(live.roomid, live.liveid)  # still served from the cache
+    assert sim.stats.by_path == {"/collect/live/gather": 2}
 
 
 async def test_a_cancelled_caller_hands_its_fetch_to_the_others(

@@ -177,3 +177,27 @@ async def test_a_dead_server_is_a_transport_error(engine: Engine) -> None:
         with pytest.raises(TransportError) as caught:
             await client.user_count("ANY")
     assert caught.value.attempts == 2 and caught.value.retryable
+
+
+@pytest.mark.anyio
+async def test_a_stalled_reply_is_cut_at_the_policys_time_in_all(engine: Engine) -> None:
+    """The transport's 30 s is for one reply of a nightly harvest; a policy of 0.6 s in all
+    (a page view's) ends the call at 0.6 s, not at the first reply's 30."""
+    live = Simulator(SPEC).dataset.lives()[0]
+    sim = Simulator(SPEC, SimConfig(fault_rate=1.0, fault_kinds=("slow",), slow_seconds=30.0))
+    retry = RetryPolicy(max_attempts=3, max_elapsed=0.6, initial_backoff=0.1, jitter=0.0)
+    with serve(sim) as url:
+        async with CollectClient(
+            DEMO_USERID,
+            DEMO_API_KEY,
+            base_url=url,
+            http_backend=engine[1],
+            retry=retry,
+            timeout=30.0,
+        ) as client:
+            with pytest.raises(TransportError) as caught:
+                await client.summary(live.roomid, live.liveid)
+    # The first attempt had the policy's whole 0.6 s; after its 0.1 s backoff nothing was
+    # left for a second (a second cut short would have said so in its text).
+    assert caught.value.attempts == 1
+    assert "no complete reply within 0.6 s" in str(caught.value)

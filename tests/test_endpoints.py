@@ -222,6 +222,25 @@ async def test_max_parallel_needs_a_live_or_both_days(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [("start_time", "2026-13-01"), ("start_time", "yesterday"), ("end_time", "2026-02-30")],
+)
+async def test_a_bad_date_names_its_endpoint_and_parameters(
+    param: str, value: str, router: respx.Router, make_client: Callable[..., CollectClient]
+) -> None:
+    """Like a missing parameter: the error says which call, and keeps what it was given."""
+    route = serve(router, MAX_PARALLEL_REPLY)
+    times = {"start_time": "2026-11-01", "end_time": "2026-11-03", param: value}
+    async with make_client() as client:
+        with pytest.raises(InvalidRequestError) as info:
+            await client.lives(times["start_time"], times["end_time"])
+    assert route.call_count == 0
+    assert info.value.endpoint == "lives" and info.value.params[param] == value
+    assert str(info.value).endswith("[lives]") and repr(value) in str(info.value)
+
+
+@pytest.mark.anyio
 async def test_user_count(
     router: respx.Router,
     make_client: Callable[..., CollectClient],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +113,9 @@ async def test_no_log_record_holds_the_key(
         for text in _record_texts(record):
             assert_clean(text, api_key)
     assert_clean(caplog.text, api_key)
+    # httpx's own line per reply names the URL: without the signed pair, which replays.
+    assert sum(m.startswith("HTTP Request: GET") for m in messages) == 5
+    assert not [m for m in messages if re.search(r"[?&](time|hash)=", m)]
 
 
 @pytest.mark.anyio
