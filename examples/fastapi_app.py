@@ -120,7 +120,7 @@ async def live_duration(liveid: str, request: Request) -> dict[str, Any]:
     """When a live started and ended. Also tells the cache that the live is over, so its
     other figures are kept for long."""
     try:
-        duration = await _client(request).duration(liveid)
+        duration = await _unless_gone(request, lambda: _client(request).duration(liveid))
     except CollectError as exc:
         raise _http_error(exc) from None
     return {
