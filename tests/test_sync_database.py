@@ -20,6 +20,7 @@ from sync_checks import assert_matches_truth, rows, store
 from cc_collect_async import CollectClient, RetryPolicy
 from cc_collect_async.beijing import BEIJING
 from cc_collect_async.database import (
+    SCHEMA_VERSION,
     DatabaseBusyError,
     DatabaseError,
     DatabaseSink,
@@ -90,8 +91,8 @@ async def test_every_record_once_typed_with_its_units_run_and_watermark(database
     assert all(final for *_, final in units)
     (run,) = rows(database, "SELECT complete, records, requests, until FROM cc_runs")
     assert run[:3] == (True, report.harvest.records, report.harvest.requests)
-    assert rows(database, "SELECT watermark FROM cc_watermarks") == [
-        (UNTIL.replace(tzinfo=BEIJING),)
+    assert sorted(rows(database, "SELECT kind, watermark FROM cc_watermarks")) == [
+        (kind, UNTIL.replace(tzinfo=BEIJING)) for kind in sorted(ALL_KINDS)
     ]
     # The README's example query runs on both databases.
     per_day = rows(database, README_QUERY)
@@ -272,6 +273,42 @@ def test_duckdb_bookkeeping_of_a_long_history_stays_within_its_memory_limit(
     ) == [(seen, later, later)]
 
 
+def test_an_accounts_watermark_of_version_3_becomes_one_per_kind_it_has(database: str) -> None:
+    """Version 3 kept one watermark per account; version 4 one per (account, kind), carried
+    over to each kind the account has units of (and not to kinds it never synced)."""
+    seen = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    mark = datetime(2026, 11, 2, 16, tzinfo=timezone.utc)
+    backend = open_backend(parse_target(database), DEMO_USERID)
+    try:
+        backend.commit(_bookkeeping(0, 2, seen))
+        backend.execute("DROP TABLE cc_watermarks")
+        backend.execute(
+            "CREATE TABLE cc_watermarks (userid text PRIMARY KEY, watermark timestamptz, "
+            "run_id text, updated_at timestamptz)"
+        )
+        backend.execute(
+            "INSERT INTO cc_watermarks VALUES ('other', ?, 'r0', ?), (?, ?, 'r1', ?)".replace(
+                "?", backend.dialect.param
+            ),
+            (mark, seen, DEMO_USERID, mark, seen),
+        )
+        backend.execute("UPDATE cc_meta SET value = '3' WHERE key = 'schema_version'")
+    finally:
+        backend.close()
+    backend = open_backend(parse_target(database), DEMO_USERID)
+    try:
+        state = backend.state(DEMO_USERID, ("chat", "vote", "brainstorm"))
+    finally:
+        backend.close()
+    assert state.watermarks == {"chat": mark, "vote": mark}  # no brainstorm units: none
+    assert rows(database, "SELECT DISTINCT kind FROM cc_watermarks ORDER BY kind") == [
+        (kind,) for kind in sorted(("chat", "access", "vote", "answercard", "rollcall"))
+    ]
+    assert rows(database, "SELECT value FROM cc_meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+
+
 def test_a_duckdb_file_of_schema_version_2_is_rebuilt_without_the_index(tmp_path: Path) -> None:
     path = tmp_path / "cc.duckdb"
     url = f"duckdb:///{path}"
@@ -302,7 +339,9 @@ def test_a_duckdb_file_of_schema_version_2_is_rebuilt_without_the_index(tmp_path
     finally:
         backend.close()
     assert rows(url, indexed) == []
-    assert rows(url, "SELECT value FROM cc_meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(url, "SELECT value FROM cc_meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
     assert rows(url, "SELECT count(*), count(DISTINCT liveid) FROM cc_lives") == [(15, 15)]
     kept = sorted(rows(url, "SELECT * FROM cc_units WHERE liveid < '0000000000000005'"))
     assert kept == [row for row in before[UNITS] if row[0] < "0000000000000005"]

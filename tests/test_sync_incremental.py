@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sync_checks import assert_matches_truth, rows
+from sync_checks import assert_matches_truth, record_keys, rows
 
 from cc_collect_async import CollectClient
 from cc_collect_async.beijing import BEIJING
@@ -28,17 +28,24 @@ def _at(moment: datetime) -> datetime:
     return moment.replace(tzinfo=BEIJING)
 
 
-async def _sync_at(sim: Simulator, database: str, moment: datetime) -> SyncReport:
+async def _sync_at(
+    sim: Simulator,
+    database: str,
+    moment: datetime,
+    kinds: tuple[str, ...] = KINDS,
+    **window: datetime,
+) -> SyncReport:
     async with CollectClient(
         DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
     ) as client:
         return await sync(
             client,
             database,
-            kinds=KINDS,
+            kinds=kinds,
             settle=timedelta(hours=3),
             clock=lambda: _at(moment),
             harvest_options=FAST,
+            **window,
         )
 
 
@@ -83,7 +90,9 @@ async def test_a_running_live_is_completed_the_next_night(database: str) -> None
     assert rows(database, "SELECT count(*) FROM cc_access WHERE exit_time IS NULL") == [(0,)]
     assert rows(database, "SELECT count(*) FROM cc_units WHERE NOT final") == [(0,)]
     assert rows(database, "SELECT count(*) FROM cc_lives WHERE end_time IS NULL") == [(0,)]
-    assert rows(database, "SELECT watermark FROM cc_watermarks") == [(_at(NIGHT_2),)]
+    assert sorted(rows(database, "SELECT kind, watermark FROM cc_watermarks")) == [
+        (kind, _at(NIGHT_2)) for kind in sorted(KINDS)
+    ]
 
     sim.reset_stats()
     third = await _sync_at(sim, database, NIGHT_2 + timedelta(days=1))
@@ -110,3 +119,26 @@ async def test_a_refetch_that_comes_back_empty_clears_the_units_rows(tmp_path: P
     # Final units were not fetched again: their rows stay as they were.
     kept = {k: v for k, v in chat_before.items() if k not in running and k in chat_after}
     assert kept and all(chat_after[k] == v for k, v in kept.items())
+
+
+async def test_a_sync_of_other_kinds_leaves_the_first_kinds_where_they_were(
+    database: str,
+) -> None:
+    """Chat synced to 11-01 noon; then votes alone, with no --since (a first sync of votes:
+    yesterday and today); then both. One watermark per account had moved to the votes'
+    end, and the third sync did nothing: the chat of 11-01 noon to 11-04 was never fetched."""
+    data = RunningDataset(SPEC, now=None)
+    sim = Simulator(data)
+    noon = datetime(2026, 11, 1, 12)
+    await _sync_at(sim, database, NIGHT_2, ("chat",), since=datetime(2026, 10, 20), until=noon)
+    votes = await _sync_at(sim, database, NIGHT_2, ("vote",))
+    assert votes.plan.since == _at(datetime(2026, 11, 3)) and votes.complete
+    both = await _sync_at(sim, database, NIGHT_2, ("chat", "vote"))
+    assert both.plan.since == both.plan.watermark == _at(noon) and both.complete
+    truth = data.truth(None, NIGHT_2)
+    assert set(record_keys(database, "chat")) == truth.keys["chat"]
+    assert set(record_keys(database, "vote")) == data.truth(noon, NIGHT_2).keys["vote"]
+    assert sorted(rows(database, "SELECT kind, watermark FROM cc_watermarks")) == [
+        ("chat", _at(NIGHT_2)),
+        ("vote", _at(NIGHT_2)),
+    ]

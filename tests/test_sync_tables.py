@@ -4,12 +4,14 @@ incremental window rule."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from cc_collect_async.beijing import BEIJING
 from cc_collect_async.database import DatabaseUsageError, parse_target, plan_sync
 from cc_collect_async.database.backend import SyncState
+from cc_collect_async.database.incremental import SyncPlan
 from cc_collect_async.database.tables import record_key_text, storable, wire_time
 
 
@@ -66,8 +68,19 @@ def test_db_urls() -> None:
 NOW = datetime(2026, 11, 10, 2, 30, 45, tzinfo=BEIJING)
 
 
+def _state(
+    watermark: datetime | None, oldest_open: datetime | None, resume_from: datetime | None = None
+) -> SyncState:
+    """The state of an account that has synced chat alone."""
+    return SyncState({"chat": watermark} if watermark else {}, oldest_open, resume_from)
+
+
+def _plan(state: SyncState, **options: Any) -> SyncPlan:
+    return plan_sync(state, kinds=("chat",), **options)
+
+
 def test_a_first_sync_takes_yesterday_and_today_until_now() -> None:
-    plan = plan_sync(SyncState(None, None), now=NOW)
+    plan = _plan(_state(None, None), now=NOW)
     assert plan.since == datetime(2026, 11, 9, tzinfo=BEIJING)
     assert plan.until == datetime(2026, 11, 10, 2, 30, tzinfo=BEIJING)
     assert plan.advance_to == plan.until and plan.skip_until == plan.until
@@ -76,36 +89,62 @@ def test_a_first_sync_takes_yesterday_and_today_until_now() -> None:
 def test_the_window_starts_at_the_earlier_of_watermark_and_oldest_unfinished_live() -> None:
     watermark = datetime(2026, 11, 9, 2, 30, tzinfo=BEIJING)
     running = datetime(2026, 11, 8, 23, 10, tzinfo=BEIJING)
-    assert plan_sync(SyncState(watermark, None), now=NOW).since == watermark
-    plan = plan_sync(SyncState(watermark, running), now=NOW)
+    assert _plan(_state(watermark, None), now=NOW).since == watermark
+    plan = _plan(_state(watermark, running), now=NOW)
     assert plan.since == running and plan.advance_to == plan.until
     later = datetime(2026, 11, 9, 12, tzinfo=BEIJING)
-    assert plan_sync(SyncState(watermark, later), now=NOW).since == watermark
+    assert _plan(_state(watermark, later), now=NOW).since == watermark
 
 
 def test_a_run_that_did_not_complete_is_resumed_from_its_start() -> None:
     watermark = datetime(2026, 11, 9, 2, 30, tzinfo=BEIJING)
     failed_run = datetime(2026, 11, 1, tzinfo=BEIJING)
-    plan = plan_sync(SyncState(watermark, None, failed_run), now=NOW)
+    plan = _plan(_state(watermark, None, failed_run), now=NOW)
     assert plan.since == failed_run and plan.advance_to == plan.until
-    assert plan_sync(SyncState(None, None, failed_run), now=NOW).since == failed_run
+    assert _plan(_state(None, None, failed_run), now=NOW).since == failed_run
 
 
 def test_an_explicit_since_after_the_watermark_leaves_the_watermark_alone() -> None:
     watermark = datetime(2026, 11, 1, tzinfo=BEIJING)
-    plan = plan_sync(SyncState(watermark, None), now=NOW, since=datetime(2026, 11, 5))
+    plan = _plan(_state(watermark, None), now=NOW, since=datetime(2026, 11, 5))
     assert plan.advance_to is None
-    joined = plan_sync(SyncState(watermark, None), now=NOW, since=datetime(2026, 10, 30))
+    joined = _plan(_state(watermark, None), now=NOW, since=datetime(2026, 10, 30))
     assert joined.advance_to == joined.until
 
 
 def test_refresh_days_reach_back_and_stop_skipping_there() -> None:
     watermark = datetime(2026, 11, 10, tzinfo=BEIJING)
-    plan = plan_sync(SyncState(watermark, None), now=NOW, refresh_days=3)
+    plan = _plan(_state(watermark, None), now=NOW, refresh_days=3)
     assert plan.skip_until == plan.until - timedelta(days=3) == plan.since
+
+
+def test_each_kind_continues_from_its_own_watermark() -> None:
+    """Chat synced to 11-02, votes (a sync of --kinds vote alone) to 11-10: a sync of both
+    starts at 11-02, or the chat of 11-02 to 11-10 would never be fetched."""
+    chat, vote = datetime(2026, 11, 2, tzinfo=BEIJING), datetime(2026, 11, 10, tzinfo=BEIJING)
+    state = SyncState({"chat": chat, "vote": vote}, None)
+    plan = plan_sync(state, kinds=("chat", "vote"), now=NOW)
+    assert plan.since == plan.watermark == chat
+    assert plan.advance_kinds == ("chat", "vote") and plan.watermark_after == plan.until
+    assert plan_sync(state, kinds=("vote",), now=NOW).since == vote
+
+
+def test_a_backfill_leaves_later_watermarks_where_they_are() -> None:
+    watermark = datetime(2026, 11, 4, tzinfo=BEIJING)
+    plan = _plan(
+        _state(watermark, None), now=NOW, since=datetime(2026, 11, 1), until=datetime(2026, 11, 2)
+    )
+    assert plan.advance_kinds == ("chat",) and plan.watermark_after == watermark
+
+
+def test_a_kind_never_synced_joins_anywhere_and_the_others_keep_theirs() -> None:
+    chat = datetime(2026, 11, 1, tzinfo=BEIJING)
+    state = SyncState({"chat": chat}, None)
+    plan = plan_sync(state, kinds=("chat", "vote"), now=NOW, since=datetime(2026, 11, 5))
+    assert plan.advance_kinds == ("vote",) and plan.watermark_after == chat
 
 
 def test_nothing_to_do_when_the_watermark_is_the_end() -> None:
     end = datetime(2026, 11, 10, tzinfo=BEIJING)
-    plan = plan_sync(SyncState(end, None), now=NOW, until=end)
+    plan = _plan(_state(end, None), now=NOW, until=end)
     assert plan.window is None

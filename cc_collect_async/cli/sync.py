@@ -374,7 +374,7 @@ def _json(report: SyncReport) -> dict[str, Any]:
         "until": plan.until.isoformat(),
         "watermark_before": plan.watermark.isoformat() if plan.watermark else None,
         "watermark_after": (
-            plan.advance_to.isoformat() if plan.advance_to and report.complete else None
+            plan.watermark_after.isoformat() if plan.watermark_after and report.complete else None
         ),
         "units_skipped": report.units_skipped,
         "units_skipped_by_kind": report.units_skipped_by_kind,
@@ -426,7 +426,7 @@ def _tell_end(
             "stays; run the same command again to retry them",
         )
     elif not quiet:
-        moved = report.plan.advance_to
+        moved = report.plan.watermark_after if report.plan.advance_kinds else None
         console.say(
             stderr,
             f"cc-collect: complete: {report.committed_records:,} records of "

@@ -11,7 +11,7 @@ reads; COPY into a temporary table for PostgreSQL).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -45,12 +45,13 @@ class RunStart:
 
 @attrs.frozen
 class RunFinish:
-    """The run's final row, and the watermark to advance to (None: leave it)."""
+    """The run's final row, and the watermark to advance ``kinds`` to (None: leave it)."""
 
     run_id: str
     userid: str
     values: dict[str, Any]
     watermark: datetime | None = None
+    kinds: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -76,9 +77,10 @@ class Group:
 
 @attrs.frozen
 class SyncState:
-    """Where an account's last syncs left off."""
+    """Where an account's last syncs left off, for the kinds asked."""
 
-    watermark: datetime | None
+    #: Where the last complete sync of each kind ended (kinds never synced are absent).
+    watermarks: Mapping[str, datetime]
     #: Start of the oldest live with a unit that was not final when fetched.
     oldest_open: datetime | None
     #: Start of the earliest window of a run that did not complete since the last one that
@@ -208,6 +210,8 @@ class Backend(abc.ABC):
             )
             if version is not None:
                 self.upgrade(version)
+                if version < 4 and WATERMARKS in existing:
+                    self._watermark_per_kind()
             for statement in self.dialect.create_statements(
                 self.schema, create_schema=create_schema
             ):
@@ -219,6 +223,21 @@ class Backend(abc.ABC):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 ("schema_version", str(SCHEMA_VERSION)),
             )
+
+    def _watermark_per_kind(self) -> None:
+        """Version 4: the account's watermark (version 3) becomes one per kind it has units
+        of, in a table rebuilt with the kind in its key."""
+        rebuilt = f"{WATERMARKS}_rebuilt"
+        self.execute(self.dialect.create_table(self.schema, WATERMARKS, as_name=rebuilt))
+        self.execute(
+            f"INSERT INTO {self.name(rebuilt)} (userid, kind, watermark, run_id, updated_at) "
+            "SELECT w.userid, u.kind, w.watermark, w.run_id, w.updated_at "
+            f"FROM {self.name(WATERMARKS)} AS w "
+            f"JOIN (SELECT DISTINCT userid, kind FROM {self.name(UNITS)}) AS u "
+            "ON u.userid = w.userid"
+        )
+        self.execute(f"DROP TABLE {self.name(WATERMARKS)}")
+        self.execute(f"ALTER TABLE {self.name(rebuilt)} RENAME TO {quote(WATERMARKS)}")
 
     def upgrade(self, version: int) -> None:  # noqa: B027 - only DuckDB has changed tables
         """Inside the creating transaction, before the ``IF NOT EXISTS`` statements: change
@@ -233,10 +252,12 @@ class Backend(abc.ABC):
 
     def state(self, userid: str, kinds: Sequence[str]) -> SyncState:
         p = self.dialect.param
-        found = self.execute(
-            f"SELECT watermark FROM {self.name(WATERMARKS)} WHERE userid = {p}", (userid,)
-        )
         kind_params = self.dialect.params(len(kinds))
+        found = self.execute(
+            f"SELECT kind, watermark FROM {self.name(WATERMARKS)} "
+            f"WHERE userid = {p} AND kind IN ({kind_params})",
+            (userid, *kinds),
+        )
         rows = self.execute(
             f"SELECT min(l.start_time) FROM {self.name(UNITS)} AS u "
             f"JOIN {self.name(LIVES)} AS l ON l.liveid = u.liveid "
@@ -251,7 +272,7 @@ class Backend(abc.ABC):
             (userid, userid, userid),
         )
         return SyncState(
-            watermark=found[0][0] if found else None,
+            watermarks={str(kind): mark for kind, mark in found if mark is not None},
             oldest_open=rows[0][0] if rows else None,
             resume_from=unfinished[0][0] if unfinished else None,
         )
@@ -339,14 +360,22 @@ class Backend(abc.ABC):
             f"UPDATE {self.name(RUNS)} SET {assignments} WHERE run_id = {p}",
             (*finish.values.values(), finish.run_id),
         )
-        if finish.watermark is not None:
-            table = self.name(WATERMARKS)
+        if finish.watermark is None:
+            return
+        table = self.name(WATERMARKS)
+        for kind in finish.kinds:
             self.execute(
-                f"INSERT INTO {table} (userid, watermark, run_id, updated_at) "
-                f"VALUES ({self.dialect.params(4)}) ON CONFLICT (userid) DO UPDATE SET "
+                f"INSERT INTO {table} (userid, kind, watermark, run_id, updated_at) "
+                f"VALUES ({self.dialect.params(5)}) ON CONFLICT (userid, kind) DO UPDATE SET "
                 f"watermark = greatest({table}.watermark, excluded.watermark), "
                 "run_id = excluded.run_id, updated_at = excluded.updated_at",
-                (finish.userid, finish.watermark, finish.run_id, finish.values["finished_at"]),
+                (
+                    finish.userid,
+                    kind,
+                    finish.watermark,
+                    finish.run_id,
+                    finish.values["finished_at"],
+                ),
             )
 
     @staticmethod

@@ -34,7 +34,10 @@ __all__ = [
 #: PostgreSQL it failed the query).
 #: 3: DuckDB's ``cc_lives`` and ``cc_units`` without a primary key (see
 #: :attr:`SqlDialect.index_history`); a DuckDB file of version 2 has them rebuilt.
-SCHEMA_VERSION = 3
+#: 4: a watermark per (account, kind): one per account let a sync of other kinds move it
+#: past lives whose units of the first kinds were never fetched. An account's watermark
+#: of version 3 is carried to each kind it has units of.
+SCHEMA_VERSION = 4
 
 META = f"{PREFIX}meta"
 LIVES = f"{PREFIX}lives"
@@ -99,6 +102,7 @@ _FIXED: dict[str, tuple[tuple[str, ColumnType], ...]] = {
     ),
     WATERMARKS: (
         ("userid", "text"),
+        ("kind", "text"),
         ("watermark", "timestamptz"),
         ("run_id", "text"),
         ("updated_at", "timestamptz"),
@@ -109,7 +113,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     LIVES: ("liveid",),
     UNITS: ("liveid", "kind"),
     RUNS: ("run_id",),
-    WATERMARKS: ("userid",),
+    WATERMARKS: ("userid", "kind"),
 }
 #: The bookkeeping tables that grow with the account's history: a row per live, per unit.
 HISTORY = (LIVES, UNITS)

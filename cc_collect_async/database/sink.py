@@ -70,7 +70,8 @@ class DatabaseSink:
     ``database``: a ``--db`` URL, a :class:`DatabaseTarget`, or a :class:`Backend` already
     opened (then it is left open). ``settle``: a unit is *final* (never fetched again by an
     incremental sync) when its live had ended at least this long before it was listed.
-    ``advance_watermark``: where the account's watermark moves when the run completes.
+    ``advance_watermark``: where the watermark of each of ``advance_kinds`` (default:
+    ``kinds``) moves when the run completes.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class DatabaseSink:
         until: datetime | None = None,
         kinds: tuple[str, ...] = (),
         advance_watermark: datetime | None = None,
+        advance_kinds: tuple[str, ...] | None = None,
         units_skipped: Callable[[], int] | None = None,
         run_id: str | None = None,
     ) -> None:
@@ -103,6 +105,9 @@ class DatabaseSink:
         self._clock = clock or _utc_now
         self.since, self.until, self.kinds = since, until, kinds
         self.advance_watermark = advance_watermark
+        self.advance_kinds = kinds if advance_kinds is None else advance_kinds
+        if advance_watermark is not None and not self.advance_kinds:
+            raise ValueError("advance_watermark needs the kinds it moves: pass kinds")
         self.units_skipped = units_skipped
         self.run_id = run_id or uuid.uuid4().hex
         #: Committed so far (counted only once their transaction committed).
@@ -418,4 +423,4 @@ class DatabaseSink:
             "report": dumps(report.to_dict()).decode(),
         }
         watermark = self.advance_watermark if report.complete else None
-        return RunFinish(self.run_id, self.account, values, watermark)
+        return RunFinish(self.run_id, self.account, values, watermark, self.advance_kinds)

@@ -98,7 +98,9 @@ async def sync(
     backend: Backend = await call(open_backend, target, client.userid)
     try:
         state = await call(backend.state, client.userid, chosen)
-        plan = plan_sync(state, now=now(), since=since, until=until, refresh_days=refresh_days)
+        plan = plan_sync(
+            state, kinds=chosen, now=now(), since=since, until=until, refresh_days=refresh_days
+        )
         if plan.window is None:
             return SyncReport(target.display, plan, None, None)
 
@@ -130,6 +132,7 @@ async def sync(
             until=plan.until,
             kinds=chosen,
             advance_watermark=plan.advance_to,
+            advance_kinds=plan.advance_kinds,
             units_skipped=lambda: harvester.units_skipped,
         )
         async with sink, anyio.create_task_group() as watching:
