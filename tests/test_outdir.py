@@ -293,6 +293,27 @@ async def test_a_different_request_or_a_foreign_directory_is_refused(
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
 
 
+def test_a_directory_of_another_account_or_server_is_refused(tmp_path: Path) -> None:
+    """A partial directory resumed with another account's credentials (or another server)
+    merged both accounts' records and called the result complete: it is refused now. A
+    caller that names no source (a library use) is not checked."""
+    ours = {"userid": "ACCOUNT1", "base_url": "https://api.example"}
+    with DirectorySink(tmp_path / "h", request_for(), source=ours) as sink:
+        assert not sink.already_complete  # opened: a first, partial manifest is written
+    for other in (
+        {**ours, "userid": "ACCOUNT2"},
+        {**ours, "base_url": "http://127.0.0.1:8000"},
+    ):
+        with pytest.raises(DifferentHarvestError, match=r"ACCOUNT1 from https://api\.example"):
+            DirectorySink(tmp_path / "h", request_for(), source=other).open()
+    with DirectorySink(
+        tmp_path / "h", request_for(), source={**ours, "base_url": "https://api.example/"}
+    ):
+        pass
+    with DirectorySink(tmp_path / "h", request_for()):
+        pass
+
+
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
     with (
         DirectorySink(tmp_path, request_for()),

@@ -56,11 +56,14 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def load_manifest(directory: Path, request: HarvestRequest) -> dict[str, Any] | None:
+def load_manifest(
+    directory: Path, request: HarvestRequest, source: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
     """The manifest of ``directory``, None when there is none.
 
     Raises :class:`NotAHarvestDirectoryError` when it is not a manifest of ours and
-    :class:`DifferentHarvestError` when it records another request.
+    :class:`DifferentHarvestError` when it records another request, or another ``source``
+    (account or server) than the one given.
     """
     path = directory / MANIFEST
     try:
@@ -83,7 +86,23 @@ def load_manifest(directory: Path, request: HarvestRequest) -> dict[str, Any] | 
             f"{directory} holds a different harvest ({found.describe()}); "
             "choose another --out or remove it"
         )
+    recorded = manifest.get("source")
+    if source and isinstance(recorded, dict) and _other_source(recorded, source):
+        raise DifferentHarvestError(
+            f"{directory} holds a harvest of account {recorded.get('userid')} from "
+            f"{recorded.get('base_url')}; choose another --out or remove it"
+        )
     return manifest
+
+
+def _other_source(recorded: Mapping[str, Any], source: Mapping[str, str]) -> bool:
+    """Whether a directory's records came from another account or server than a run's:
+    resumed, its files would hold both, and its manifest would call them complete."""
+    for field in ("userid", "base_url"):
+        theirs, ours = recorded.get(field), source.get(field)
+        if theirs and ours and str(theirs).rstrip("/") != ours.rstrip("/"):
+            return True
+    return False
 
 
 def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:

@@ -150,7 +150,7 @@ class DirectorySink:
             path.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
-            self._previous = load_manifest(path, self.request)
+            self._previous = load_manifest(path, self.request, self.source)
             if self._previous is None:
                 self._check_foreign()
             elif self._previous.get("complete") is True:
