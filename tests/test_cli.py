@@ -203,6 +203,20 @@ def test_usage_errors_exit_2(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "typo",
+    [["--api_key", "s3cret-typed-key"], ["--apikey=s3cret-typed-key"], ["s3cret-typed-key"]],
+)
+def test_a_mistyped_option_is_named_without_its_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], typo: list[str]
+) -> None:
+    """argparse echoed every unrecognized word: a mistyped --api-key printed the key."""
+    code, stdout, stderr = run(capsys, "harvest", "--out", str(tmp_path / "o"), *typo)
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1
+    assert "unrecognized arguments" in stderr and "s3cret" not in stderr
+    assert typo[0].partition("=")[0] in stderr or "1 value not shown" in stderr
+
+
 def test_missing_credentials_exit_2_naming_the_variables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

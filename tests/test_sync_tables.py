@@ -61,6 +61,19 @@ def test_db_urls() -> None:
     for bad in ("", "mysql://x/y", "duckdb://x.duckdb", "duckdb:///"):
         with pytest.raises(DatabaseUsageError):
             parse_target(bad)
+    # Not files to create: a libpq string (its password had become a file name), a URL
+    # missing its slashes, an in-memory database the sync would lose. The text is not
+    # quoted back: it may hold a password.
+    for bad in (
+        "host=127.0.0.1 port=5432 user=cc password=hunter2 dbname=cc",
+        "duckdb:cc.duckdb",
+        "duckdb:///:memory:",
+        ":memory:",
+        "postgresql:hunter2@h/db",
+    ):
+        with pytest.raises(DatabaseUsageError) as caught:
+            parse_target(bad)
+        assert "hunter2" not in str(caught.value)
     with pytest.raises(DatabaseUsageError):
         parse_target("x.duckdb", "")
 

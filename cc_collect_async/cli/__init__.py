@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             namespace, extra = parser.parse_known_args(args)
             if extra and namespace.command != "sim":
-                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+                parser.error(f"unrecognized arguments: {_unrecognized(extra)}")
         except SystemExit as exc:  # argparse: 2 for a usage error, 0 after --help/--version
             return _exit_status(exc)
         try:
@@ -50,6 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Before the harvest's own handler is installed (start-up), or in lives/call.
         print("\ncc-collect: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+
+
+def _unrecognized(extra: Sequence[str]) -> str:
+    """The unrecognized arguments, their values left out: a mistyped ``--api_key KEY`` must
+    not print the key to a terminal, a cron mail or a CI log."""
+    shown = [word.partition("=")[0] + ("=..." if "=" in word else "") for word in extra]
+    names = [word for word in shown if word.startswith("-")]
+    values = len(shown) - len(names)
+    more = f" ({values} value{'s' if values > 1 else ''} not shown)" if values else ""
+    return (" ".join(names) or "values") + more
 
 
 def _runners() -> dict[str, Runner]:

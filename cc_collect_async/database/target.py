@@ -60,6 +60,18 @@ def _schema(schema: str | None, default: str) -> str:
     return _check_schema(default if schema is None else schema)
 
 
+_DUCKDB_URL = "a DuckDB URL is duckdb:///RELATIVE/FILE or duckdb:////ABSOLUTE/FILE"
+
+
+def _file(path: str) -> str:
+    if path.startswith(":memory:"):
+        raise DatabaseUsageError(
+            "--db: an in-memory DuckDB database is gone when the sync ends; give a file: "
+            "duckdb:///FILE"
+        )
+    return path
+
+
 def parse_target(url: str, schema: str | None = None) -> DatabaseTarget:
     """``--db`` and ``--schema`` checked; raises :class:`DatabaseUsageError` with a one-line
     message for anything else."""
@@ -67,17 +79,23 @@ def parse_target(url: str, schema: str | None = None) -> DatabaseTarget:
     if not text:
         raise DatabaseUsageError("--db is empty; give duckdb:///FILE or postgresql://...")
     scheme, sep, rest = text.partition("://")
+    # The text is not quoted back in these messages: it may hold a password.
     if not sep:
-        if text.startswith(("postgresql:", "postgres:")):
-            raise DatabaseUsageError(f"--db {text!r}: write postgresql://HOST/DBNAME")
-        return DatabaseTarget("duckdb", text, _schema(schema, "main"))
+        if text.lower().startswith(("postgresql:", "postgres:")):
+            raise DatabaseUsageError("--db: write postgresql://USER@HOST:PORT/DBNAME")
+        if text.lower().startswith("duckdb:"):
+            raise DatabaseUsageError(_DUCKDB_URL)
+        if "=" in text:  # host=... dbname=... password=...: not a file to create
+            raise DatabaseUsageError(
+                "--db looks like a libpq key=value string; give a URL: "
+                "postgresql://USER@HOST:PORT/DBNAME (the password in PGPASSWORD or ~/.pgpass)"
+            )
+        return DatabaseTarget("duckdb", _file(text), _schema(schema, "main"))
     scheme = scheme.lower()
     if scheme == "duckdb":
         if not rest.startswith("/") or rest == "/":
-            raise DatabaseUsageError(
-                "a DuckDB URL is duckdb:///RELATIVE/FILE or duckdb:////ABSOLUTE/FILE"
-            )
-        return DatabaseTarget("duckdb", rest[1:], _schema(schema, "main"))
+            raise DatabaseUsageError(_DUCKDB_URL)
+        return DatabaseTarget("duckdb", _file(rest[1:]), _schema(schema, "main"))
     if scheme in ("postgresql", "postgres"):
         return DatabaseTarget("postgres", text, _schema(schema, "public"))
     raise DatabaseUsageError(
