@@ -5,6 +5,7 @@ fetched), a second sync on the same file, and the one-line errors with their exi
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -110,6 +111,36 @@ def test_a_second_sync_on_the_same_file_fails_fast_with_exit_4(
         first.send_signal(signal.SIGINT)
         first.wait(60)
     assert first.returncode == 130
+
+
+def test_an_interrupted_sync_reports_what_it_committed(
+    served: tuple[Simulator, str], tmp_path: Path
+) -> None:
+    """SIGINT mid-run: exit 130, and the report (stderr, --json) says what was committed,
+    as the database holds it; it said "interrupted before anything was fetched"."""
+    sim, url = served
+    db = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    process = subprocess.Popen(
+        _command(db, "--rate", "40", "--json"),
+        env=_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: sim.stats.requests > 60)  # 1.5 s in: groups have committed
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    report = json.loads(stdout)
+    assert report["complete"] is False and report["harvest"]["cancelled"] is True
+    assert f"interrupted: {report['units_committed']:,} units committed" in stderr
+    assert "before anything was fetched" not in stderr
+    assert rows(db, "SELECT count(*), sum(records) FROM cc_units") == [
+        (report["units_committed"], report["records_committed"])
+    ]
+    assert report["units_committed"] > 0
 
 
 def _run(argv: list[str], url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

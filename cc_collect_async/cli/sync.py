@@ -291,21 +291,20 @@ async def _sync(
     async with runtime.client(options.credentials, options.timeout, options.concurrency) as client:
 
         async def work() -> None:
-            result.append(
-                await sync(
-                    client,
-                    options.target,
-                    since=options.since,
-                    until=options.until,
-                    kinds=options.kinds,
-                    settle=options.settle,
-                    refresh_days=options.refresh_days,
-                    group_seconds=options.group_seconds,
-                    rate=options.rate,
-                    concurrency=options.concurrency,
-                    harvest_options=extra,
-                    watch=watch,
-                )
+            await sync(
+                client,
+                options.target,
+                since=options.since,
+                until=options.until,
+                kinds=options.kinds,
+                settle=options.settle,
+                refresh_days=options.refresh_days,
+                group_seconds=options.group_seconds,
+                rate=options.rate,
+                concurrency=options.concurrency,
+                harvest_options=extra,
+                watch=watch,
+                on_report=result.append,  # also when a signal cuts the sync short
             )
 
         try:

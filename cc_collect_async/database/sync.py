@@ -76,6 +76,7 @@ async def sync(
     harvest_options: Mapping[str, Any] | None = None,
     clock: Callable[[], datetime] | None = None,
     watch: Watch | None = None,
+    on_report: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
     """Sync the account's lives into ``database`` and return what happened.
 
@@ -83,7 +84,9 @@ async def sync(
     ``settle`` is how long after its live ended a unit counts as final; ``refresh_days``
     fetches the last N days again; ``group_seconds`` is how often a transaction commits
     (0: one per unit). ``watch(plan, harvester)`` runs beside the harvest (a progress
-    display) and is cancelled when it ends. Raises the errors of
+    display) and is cancelled when it ends. ``on_report(report)`` is called with the report
+    also when the sync is cancelled (say, by Ctrl-C) once the harvest began: what it had
+    committed by then. Raises the errors of
     :mod:`cc_collect_async.database.errors` before fetching anything when the database
     cannot be used, and ``AuthError`` when the server rejects the credentials.
     """
@@ -102,7 +105,10 @@ async def sync(
             state, kinds=chosen, now=now(), since=since, until=until, refresh_days=refresh_days
         )
         if plan.window is None:
-            return SyncReport(target.display, plan, None, None)
+            nothing = SyncReport(target.display, plan, None, None)
+            if on_report is not None:
+                on_report(nothing)
+            return nothing
 
         async def final_units(lives: Sequence[Live]) -> set[tuple[str, str]]:
             liveids = [live.liveid for live in lives]
@@ -135,24 +141,32 @@ async def sync(
             advance_kinds=plan.advance_kinds,
             units_skipped=lambda: harvester.units_skipped,
         )
-        async with sink, anyio.create_task_group() as watching:
-            if watch is not None:
-                watching.start_soon(watch, plan, harvester)
-            try:
-                report = await harvester.run(sink)
-            finally:
-                watching.cancel_scope.cancel()
-        return SyncReport(
-            target.display,
-            plan,
-            sink.run_id,
-            report,
-            units_skipped_by_kind=harvester.units_skipped_by_kind,
-            committed_units=sink.committed_units,
-            committed_records=sink.committed_records,
-            transactions=sink.transactions,
-            reconnects=sink.reconnects,
-        )
+
+        def made() -> SyncReport:
+            return SyncReport(
+                target.display,
+                plan,
+                sink.run_id,
+                sink.report,
+                units_skipped_by_kind=harvester.units_skipped_by_kind,
+                committed_units=sink.committed_units,
+                committed_records=sink.committed_records,
+                transactions=sink.transactions,
+                reconnects=sink.reconnects,
+            )
+
+        try:
+            async with sink, anyio.create_task_group() as watching:
+                if watch is not None:
+                    watching.start_soon(watch, plan, harvester)
+                try:
+                    await harvester.run(sink)
+                finally:
+                    watching.cancel_scope.cancel()
+        finally:
+            if on_report is not None and sink.report is not None:
+                on_report(made())
+        return made()
     finally:
         with anyio.CancelScope(shield=True):
             await call(backend.close)
