@@ -281,10 +281,12 @@ def test_misconfiguration_exits_2_with_one_line_and_creates_nothing(
     assert sim.stats.requests == 0
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(
-    env: dict[str, str], tmp_path: Path
+    env: dict[str, str], tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """SIGINT while the command still imports its HTTP stack (the longest part of start-up).
+    """SIGINT, or a scheduler's SIGTERM (it killed the process silently with 143), while the
+    command still imports its HTTP stack (the longest part of start-up).
 
     ``-X importtime`` reports each module as its import ends; the signal is sent once the
     first module that ``main`` itself imports is reported, so it lands somewhere in the rest
@@ -299,7 +301,7 @@ def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(
     assert process.stderr is not None
     for line in process.stderr:
         if line.rsplit("|", 1)[-1].strip() == "cc_collect_async.beijing":
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             break
     else:
         raise AssertionError("the command never imported cc_collect_async.beijing")

@@ -13,9 +13,10 @@ traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .exits import ExitCode
 
@@ -30,6 +31,29 @@ Runner = Callable[["argparse.Namespace", Sequence[str]], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``cc-collect`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    previous = _terminate_as_interrupt()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (a scheduler stopping the job) raises KeyboardInterrupt until the command's
+    own handlers take over, so a stop while it starts is 130 and one line, like Ctrl-C,
+    not a silent 143. Returns the handler it replaced (None off the main thread)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        return None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         from .args import UsageError, build_parser
 
