@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -703,3 +704,19 @@ def test_concurrency_follows_the_rate_unless_given(argv: list[str], expected: in
     ns = build_parser().parse_args(["harvest", "--since", "2026-11-01", *argv])
     environ = {"CC_USERID": "U", "CC_API_KEY": "K"}
     assert harvest_options(ns, environ).concurrency == expected
+
+
+def test_the_simulator_command_refuses_bad_values_and_a_taken_port_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, stderr = run(capsys, "sim", "--lives", "-1")
+    assert (
+        code == 2 and stderr == "cc-collect sim: error: lives must be >= 0, got -1 (see --help)\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, stderr = run(capsys, "sim", "--port", str(port))
+    assert code == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr and "another --port" in stderr

@@ -399,7 +399,7 @@ def run_sim(argv: Sequence[str], *, stderr: TextIO | None = None) -> ExitCode:
     from ..sim.options import parse_args
 
     stderr = stderr or sys.stderr
-    options = parse_args(argv)
+    options = parse_args(argv, prog="cc-collect sim")
     simulator = Simulator(options.spec, options.config)
     stop = threading.Event()
 
@@ -413,6 +413,13 @@ def run_sim(argv: Sequence[str], *, stderr: TextIO | None = None) -> ExitCode:
             console.say(stderr, _sim_banner(url, options.spec, options.config.accounts))
             while not stop.wait(0.5):
                 pass
+    except OSError as exc:  # the port is taken, or not ours to bind
+        console.error(
+            stderr,
+            f"cannot listen on {options.host}:{options.port} ({exc.strerror or exc}); "
+            "choose another --port (0: any free one)",
+        )
+        return ExitCode.USAGE
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

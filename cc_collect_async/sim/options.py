@@ -12,7 +12,7 @@ import argparse
 import ipaddress
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -92,9 +92,16 @@ def _loopback(text: str) -> str:
     raise argparse.ArgumentTypeError(f"the simulator only listens on loopback, not {text!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m cc_collect_async.sim",
+class _Parser(argparse.ArgumentParser):
+    """One line for an error, not the usage block (dozens of options) above it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(prog: str = "python -m cc_collect_async.sim") -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
         description=(
             "Run the CC collect API simulator on loopback. Prints 'URL <base_url>' and one "
             "'ACCOUNT <userid> <api_key>' line per account, then serves until SIGINT/SIGTERM."
@@ -153,8 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: Sequence[str] | None = None) -> SimOptions:
-    namespace = build_parser().parse_args(argv)
+def parse_args(
+    argv: Sequence[str] | None = None, prog: str = "python -m cc_collect_async.sim"
+) -> SimOptions:
+    """The simulator's options; a value it refuses (a negative count, say) is a usage
+    error (exit 2), as a malformed one is."""
+    parser = build_parser(prog)
+    namespace = parser.parse_args(argv)
+    try:
+        return _options(namespace)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+
+
+def _options(namespace: argparse.Namespace) -> SimOptions:
     values = vars(namespace)
     spec_args = {
         field.name: values[field.name]
