@@ -134,6 +134,16 @@ def test_metrics_file_in_a_missing_directory_is_a_usage_error(
         f"cc-collect: error: --metrics-file: directory {prom.parent} does not exist; create it"
     ]
     assert not (tmp_path / "o").exists()
+    (tmp_path / "metrics").mkdir()  # a directory named where the file should be
+    done = run(
+        [*HARVEST, "--out", str(tmp_path / "o"), "--metrics-file", str(tmp_path / "metrics")], url
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"cc-collect: error: --metrics-file: {tmp_path / 'metrics'} is a directory; "
+        "name a file in it"
+    ]
+    assert not (tmp_path / "o").exists()
 
 
 def test_render_escapes_label_values_and_parses() -> None:

@@ -559,9 +559,12 @@ def harvest_options(
 
 
 def metrics_path(path: Path | None) -> Path | None:
-    """``--metrics-file``, checked: its directory must exist before anything runs."""
+    """``--metrics-file``, checked before anything runs: its directory must exist, and it
+    must not be a directory itself (found only when written, it failed a whole night)."""
     if path is not None and not path.parent.is_dir():
         raise UsageError(f"--metrics-file: directory {path.parent} does not exist; create it")
+    if path is not None and path.is_dir():
+        raise UsageError(f"--metrics-file: {path} is a directory; name a file in it")
     return path
 
 
