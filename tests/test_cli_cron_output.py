@@ -146,6 +146,29 @@ def test_metrics_file_in_a_missing_directory_is_a_usage_error(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["harvest", "--since", "2026-13-01", "--log-format", "json"],  # refused by argparse
+        ["sync", "--log-format=json", "--since", "2026-11-02", "--until", "2026-11-01"],
+        ["harvest", "--log-format", "json", "--kinds", "chats"],
+        ["harvest", "--log-format", "json", "--bogus"],
+    ],
+)
+def test_usage_errors_are_json_lines_too(
+    served: tuple[Simulator, str], tmp_path: Path, argv: list[str]
+) -> None:
+    """A shipper reading stderr as JSON got plain text for exit 2 and no finished event."""
+    _, url = served
+    done = run([*argv, "--out" if argv[0] == "harvest" else "--db", str(tmp_path / "o")], url)
+    assert done.returncode == 2
+    events = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [e["level"] for e in events] == ["error", "info"]
+    assert "error:" in events[0]["event"]
+    assert events[1]["event"] == "finished" and events[1]["fields"] == {"exit_code": 2}
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_render_escapes_label_values_and_parses() -> None:
     text = metrics_file.render(
         {"kinds": {'we"ird\\kind': {"records": 3, "units": 1, "failed": 0}}, "complete": False},

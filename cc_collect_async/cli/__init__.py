@@ -12,6 +12,7 @@ traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -55,7 +56,7 @@ def _terminate_as_interrupt() -> Any:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        from .args import UsageError, build_parser
+        from .args import ParseError, UsageError, build_parser
 
         args = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
@@ -63,13 +64,15 @@ def _main(argv: Sequence[str] | None) -> int:
             namespace, extra = parser.parse_known_args(args)
             if extra and namespace.command != "sim":
                 parser.error(f"unrecognized arguments: {_unrecognized(extra)}")
-        except SystemExit as exc:  # argparse: 2 for a usage error, 0 after --help/--version
+        except SystemExit as exc:  # argparse: 0 after --help/--version
             return _exit_status(exc)
+        except ParseError as exc:
+            return _usage_error(str(exc), _wants_json_logs(args))
         try:
             return _runners()[namespace.command](namespace, extra)
         except UsageError as exc:
-            print(f"cc-collect: error: {exc}", file=sys.stderr)
-            return ExitCode.USAGE
+            json = getattr(namespace, "log_format", "text") == "json"
+            return _usage_error(f"cc-collect: error: {exc}", json)
     except KeyboardInterrupt:
         # Before the harvest's own handler is installed (start-up), or in lives/call.
         print("\ncc-collect: interrupted", file=sys.stderr)
@@ -135,6 +138,26 @@ def _runners() -> dict[str, Runner]:
         "demo": demo,
         "sim": sim,
     }
+
+
+def _wants_json_logs(args: Sequence[str]) -> bool:
+    """``--log-format json`` on a command line argparse refused."""
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return "--log-format=json" in args or ("--log-format", "json") in pairs
+
+
+def _usage_error(line: str, json: bool) -> int:
+    """Print a usage error, a JSON event and the ``finished`` one under --log-format json
+    (a log shipper reads every stderr line as JSON)."""
+    if not json:
+        print(line, file=sys.stderr)
+        return ExitCode.USAGE
+    from . import json_logs
+
+    events = json_logs.install(sys.stderr, 0)
+    events.event(logging.ERROR, line.removeprefix("cc-collect: "))
+    events.event(logging.INFO, "finished", exit_code=int(ExitCode.USAGE))
+    return ExitCode.USAGE
 
 
 def _exit_status(exc: SystemExit) -> int:

@@ -68,6 +68,11 @@ class UsageError(Exception):
     """A mistake in the command line or the environment (exit code 2)."""
 
 
+class ParseError(Exception):
+    """argparse's error, as the whole line to print (exit code 2): raised rather than
+    printed, so ``main`` can print it in the log format asked for."""
+
+
 # -- value parsers (argparse ``type=``): a ValueError/ArgumentTypeError names the value -----
 
 
@@ -500,7 +505,7 @@ class _Parser(argparse.ArgumentParser):
     argparse prints first would push the message itself out of sight."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise ParseError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
