@@ -171,6 +171,9 @@ def test_sigint_commits_finished_units_exits_130_and_a_rerun_finishes(
     manifest = read_manifest(out)
     assert manifest["complete"] is False
     assert manifest["runs"][-1]["outcome"] == "interrupted"
+    # Units expected: those of every live listed, not only of those handed on by then.
+    if manifest["units"]["expected_is"] == "exact":
+        assert manifest["units"]["expected"] == SPEC.lives * len(KINDS)
     # The files assembled at the interruption hold exactly the committed units.
     per_kind = assert_parts_are_whole_units(out)
     for kind in KINDS:

@@ -22,10 +22,13 @@ from cc_collect_async.harvest.jsonl import read_jsonl
 from cc_collect_async.harvest.manifest import (
     DifferentHarvestError,
     NotAHarvestDirectoryError,
+    Tally,
+    build_manifest,
     read_manifest,
 )
 from cc_collect_async.harvest.outdir import DirectorySink, read_records
 from cc_collect_async.harvest.parquet import read_parquet, write_parquet
+from cc_collect_async.harvest.report import HarvestReport
 from cc_collect_async.harvest.request import HarvestRequest
 from cc_collect_async.sim import (
     DEMO_API_KEY,
@@ -58,6 +61,9 @@ def client_for(sim: Simulator) -> CollectClient:
     return CollectClient(
         DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
     )
+
+
+KINDS_5 = ("chat", "access", "vote", "answercard", "rollcall")
 
 
 def request_for(kinds: tuple[str, ...] = ALL_KINDS, fmt: str = "jsonl") -> HarvestRequest:
@@ -507,6 +513,27 @@ async def test_disk_full_while_assembling_leaves_no_temporary_and_says_so_in_the
     assert sink.manifest is not None and sink.manifest["complete"] is True
     assert sim.stats.requests - requests == 1, "only the listing is asked again"
     assert_equals_truth(tmp_path, ("chat",))
+
+
+def test_expected_units_count_every_live_listed_not_only_those_handed_on() -> None:
+    """Interrupted after the listing's end, a run had handed on 38 lives of 192: the manifest
+    said 38 x 5 units expected, exactly (stderr said 192+ lives)."""
+    request = HarvestRequest(kinds=KINDS_5, window=WINDOW)
+    tally = Tally(request.kinds)
+    tally.lives = 38
+    report = HarvestReport(datetime(2026, 11, 3), {}, lives=192, lives_listed=True, cancelled=True)
+    manifest = build_manifest(
+        request,
+        tally,
+        report,
+        previous=None,
+        source={},
+        version="test",
+        started_at=datetime(2026, 11, 3),
+        skipped=0,
+    )
+    assert manifest["units"]["expected"] == 192 * 5
+    assert manifest["units"]["expected_is"] == "exact"
 
 
 async def test_expected_units_are_partial_when_the_listing_did_not_finish(

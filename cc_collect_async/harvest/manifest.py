@@ -221,7 +221,9 @@ def build_manifest(
         "finished_at": this_run.get("finished_at"),
         "lives": tally.lives,
         "units": {
-            "expected": tally.lives * len(kinds),
+            # The listing runs ahead of the lives the sink has seen: a run stopped after
+            # the listing's end knew more lives than it had handed on.
+            "expected": max(tally.lives, report.lives if report else 0) * len(kinds),
             # Until the listing has walked to its end, more lives (and units) may exist.
             "expected_is": "exact" if listed else "partial",
             "done": tally.units,
