@@ -283,9 +283,10 @@ _EXIT_CODES = """\
 exit codes:
   0    every unit complete (or nothing left to do)
   1    some units failed (listed on stderr and in manifest.json); rerun to retry them
-  2    usage or configuration error (bad option, missing credentials, wrong --out)
+  2    usage or configuration error (bad option, missing credentials, --out holding
+       another harvest or other files)
   3    authentication rejected (check CC_USERID / CC_API_KEY)
-  4    output error (--out not writable, disk full, directory in use)
+  4    output error (--out not writable or a file, disk full, directory in use)
   130  interrupted (complete units were committed; rerun to finish)
 """
 
