@@ -6,6 +6,7 @@ Real harvester, real simulator (in process), real files in a temporary directory
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,7 +18,7 @@ import pytest
 
 from cc_collect_async import CollectClient
 from cc_collect_async.harvest import ALL_KINDS, DEFAULT_KINDS, Batch, Harvester, UnitResult, Window
-from cc_collect_async.harvest.filesystem import OutputBusyError, OutputError
+from cc_collect_async.harvest.filesystem import DirectoryLock, OutputBusyError, OutputError
 from cc_collect_async.harvest.jsonl import read_jsonl
 from cc_collect_async.harvest.manifest import (
     DifferentHarvestError,
@@ -263,6 +264,30 @@ async def test_failed_unit_is_not_committed_and_is_retried_by_a_rerun(
     assert again.skip == {(live.liveid, "chat"), (live.liveid, "access")}
     assert sim.stats.requests - before == 2, "only the two failed units are asked again"
     assert again.manifest is not None and len(again.manifest["runs"]) == 2
+
+
+async def test_a_complete_harvest_archived_read_only_has_nothing_to_do(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock cannot be taken in a directory nobody may write to; a complete harvest there
+    is still 'nothing to do', and a partial one still an output error. (As root, the tests
+    see every directory writable: the refusal is stood in for.)"""
+    await harvest(sim, tmp_path / "done", request_for())
+    with DirectorySink(tmp_path / "partial", request_for()):
+        pass  # a first manifest only
+    refused = OutputError("cannot write to the output directory (Permission denied)")
+
+    def acquire(self: object) -> None:
+        raise refused
+
+    monkeypatch.setattr(DirectoryLock, "acquire", acquire)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with DirectorySink(tmp_path / "done", request_for()) as sink:
+        assert sink.already_complete and sink.manifest is not None
+        assert sink.manifest["complete"] is True
+    with pytest.raises(OutputError) as caught:
+        DirectorySink(tmp_path / "partial", request_for()).open()
+    assert caught.value is refused
 
 
 async def test_rerun_of_a_complete_harvest_reads_only_the_manifest(

@@ -148,7 +148,14 @@ class DirectorySink:
             raise OutputError(f"cannot use {path} as the output directory: it is a file")
         with output_errors("create the output directory", path):
             path.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()
+        try:
+            self._lock.acquire()
+        except OutputError:
+            finished = self._finished_read_only()
+            if finished is None:
+                raise
+            self.already_complete, self.manifest = True, finished
+            return
         try:
             self._previous = load_manifest(path, self.request, self.source)
             if self._previous is None:
@@ -170,6 +177,14 @@ class DirectorySink:
         except BaseException:
             self.release()
             raise
+
+    def _finished_read_only(self) -> dict[str, Any] | None:
+        """The manifest of a complete harvest in a directory nobody may write to (archived
+        read-only, say): a rerun has nothing to do there, and no lock is needed to say so."""
+        if os.access(self.path, os.W_OK):
+            return None
+        manifest = load_manifest(self.path, self.request, self.source)
+        return manifest if manifest is not None and manifest.get("complete") is True else None
 
     def _check_foreign(self) -> None:
         ours = {PARTS, DirectoryLock.NAME, MANIFEST, *self.final_files().values()}
