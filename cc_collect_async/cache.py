@@ -111,7 +111,7 @@ class _Flight:
         self.event = anyio.Event()
         self.done = False
         self.value: bytes | None = None  # the reply's JSON
-        self.error: CollectError | Exception | None = None
+        self.error: Exception | None = None
 
 
 def _envelope(data: bytes) -> Envelope:
