@@ -102,6 +102,20 @@ async def test_window_harvest_equals_ground_truth_for_every_kind() -> None:
     assert report.requests == sim.stats.requests
 
 
+async def test_what_the_sink_raises_comes_out_as_itself() -> None:
+    """Not in an exception group: ``except`` around Harvester.run catches the sink's error."""
+
+    class Full(MemorySink):
+        async def write(self, batch: Batch) -> None:
+            raise OSError(28, "No space left on device")
+
+    sim = Simulator(SPEC)
+    sink = Full()
+    async with sim_client(sim) as client:
+        with pytest.raises(OSError, match="No space left"):
+            await Harvester(client, window=WINDOW, kinds=("chat",), rate=FAST).run(sink)
+
+
 async def test_room_filter_harvests_only_those_rooms() -> None:
     sim = Simulator(SPEC)
     rooms = tuple(sim.dataset.rooms[:2])

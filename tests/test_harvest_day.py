@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from cc_collect_async import CollectClient, RetryPolicy, harvest_day
-from cc_collect_async.harvest import read_records
+from cc_collect_async.harvest import ALL_KINDS, read_records
 from cc_collect_async.harvest.manifest import DifferentHarvestError
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
 
@@ -71,3 +71,17 @@ async def test_a_directory_holding_another_harvest_is_refused(tmp_path: Path) ->
         await harvest_day(client, tmp_path, DAY, kinds=["chat"])
         with pytest.raises(DifferentHarvestError):
             await harvest_day(client, tmp_path, date(2026, 11, 2), kinds=["chat"])
+
+
+async def test_kinds_as_text_and_an_aware_moment_as_the_day(tmp_path: Path) -> None:
+    """``kinds="chat,access"`` was split into letters; 2026-11-01 20:00 UTC is 11-02 in
+    Beijing, and was taken as 11-01."""
+    sim = Simulator(SPEC)
+    moment = datetime(2026, 11, 1, 20, tzinfo=timezone.utc)
+    async with client_of(sim) as client:
+        manifest = await harvest_day(client, tmp_path / "d", moment, kinds="chat,access")
+        every = await harvest_day(client, tmp_path / "all", DAY, kinds="all")
+    assert manifest["complete"] is True
+    assert manifest["request"]["kinds"] == ["chat", "access"]
+    assert manifest["request"]["window"]["since"] == "2026-11-02T00:00+08:00"
+    assert every["request"]["kinds"] == list(ALL_KINDS)

@@ -11,13 +11,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 import duckdb
 import pytest
 from postgres_server import PostgresServer
 from sync_checks import assert_matches_truth, rows, store
 
-from cc_collect_async import CollectClient, RetryPolicy
+from cc_collect_async import AuthError, CollectClient, RetryPolicy
 from cc_collect_async.beijing import BEIJING
 from cc_collect_async.database import (
     SCHEMA_VERSION,
@@ -510,6 +511,42 @@ async def test_the_sink_works_with_harvester_run(database: str) -> None:
             report = await harvester.run(sink)
     assert report.complete and sink.committed_records == report.records
     assert_matches_truth(database, sim.truth(SINCE, UNTIL), ("chat", "summary"))
+
+
+async def test_a_sink_takes_one_run_and_only_inside_async_with(tmp_path: Path) -> None:
+    """A second Harvester.run on the same sink reported complete and stored nothing (or,
+    committing unit by unit, never returned): it is refused now, as is a sink never
+    entered."""
+    sim = Simulator(SPEC)
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    day = timedelta(days=1)
+    async with client_for(sim) as client:
+        async with DatabaseSink(database, account=client.userid, group_seconds=0) as sink:
+            first = Harvester(client, window=Window(SINCE, SINCE + day), kinds=["chat"])
+            assert (await first.run(sink)).complete
+            second = Harvester(client, window=Window(SINCE + day, UNTIL), kinds=["chat"])
+            with anyio.fail_after(30), pytest.raises(RuntimeError, match=r"one Harvester\.run"):
+                await second.run(sink)
+        never_entered = DatabaseSink(database, account=client.userid)
+        third = Harvester(client, window=Window(SINCE, UNTIL), kinds=["chat"])
+        with pytest.raises(RuntimeError, match="async with DatabaseSink"):
+            await third.run(never_entered)
+
+
+async def test_sync_raises_its_errors_as_themselves_not_in_a_group(tmp_path: Path) -> None:
+    """``except AuthError`` around sync() let a group of one AuthError through."""
+    sim = Simulator(SPEC)
+    database = tmp_path / "cc.duckdb"  # a path, as well as a URL
+    async with CollectClient(
+        DEMO_USERID, "not-the-key", base_url="http://sim", transport=sim.transport()
+    ) as wrong:
+        with pytest.raises(AuthError):
+            await sync(wrong, database, since=SINCE, until=UNTIL, kinds="chat")
+    async with client_for(sim) as client:
+        with pytest.raises(ValueError, match="must be before until"):
+            await sync(client, database, since=UNTIL, until=SINCE)
+        report = await sync(client, database, since=SINCE, until=UNTIL, kinds="all")
+    assert report.complete and set(report.harvest.kinds) == set(ALL_KINDS)  # type: ignore[union-attr]
 
 
 async def test_the_sink_keeps_when_a_live_was_listed_only_while_the_harvest_holds_it(

@@ -194,12 +194,23 @@ class DatabaseSink:
 
     # -- the Sink protocol ----------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._task_group is None:
+            raise RuntimeError("use a DatabaseSink inside 'async with DatabaseSink(...) as sink'")
+        if self._closed:
+            # Its run's row is final: another run's units would be committed nowhere.
+            raise RuntimeError(
+                "a DatabaseSink takes one Harvester.run: open a new one for the next run"
+            )
+
     async def live(self, live: Live) -> None:
+        self._check_open()
         self._listed[live] = self._clock()
         self._group.lives.append(self._live_row(live))
         await self._maybe_hand_off()
 
     async def write(self, batch: Batch) -> None:
+        self._check_open()
         unit = batch.unit
         kind = unit.kind
         assert self.backend is not None
@@ -231,10 +242,10 @@ class DatabaseSink:
     async def close(self, report: HarvestReport) -> None:
         """Commit what is complete and the run's row (and the watermark, when the run was
         complete). Called shielded by :meth:`Harvester.run`, also on cancellation."""
+        if self._closed or self._task_group is None:  # a second run, or never entered
+            return
         self.report = report
         self._open_units.clear()
-        if self._closed:
-            return
         self._closed = True
         if self._failure is None:
             group, units, records = self._take_group()

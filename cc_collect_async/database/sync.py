@@ -10,6 +10,7 @@ time, so this works under asyncio and trio alike.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 import anyio
 import attrs
 
+from ..beijing import as_beijing
 from ..client import CollectClient
 from ..harvest.plan import DEFAULT_KINDS, Live, parse_kinds
 from ..harvest.report import HarvestReport
 from ..harvest.scheduler import Harvester
+from ..harvest.task_groups import sole_error
 from .backend import Backend
 from .incremental import SyncPlan, plan_sync
 from .open import open_backend
@@ -62,7 +65,7 @@ def _utc_now() -> datetime:
 
 async def sync(
     client: CollectClient,
-    database: str | DatabaseTarget = DEFAULT_DATABASE,
+    database: str | os.PathLike[str] | DatabaseTarget = DEFAULT_DATABASE,
     *,
     schema: str | None = None,
     since: datetime | None = None,
@@ -90,7 +93,11 @@ async def sync(
     :mod:`cc_collect_async.database.errors` before fetching anything when the database
     cannot be used, and ``AuthError`` when the server rejects the credentials.
     """
+    if isinstance(database, os.PathLike):
+        database = os.fspath(database)
     target = database if isinstance(database, DatabaseTarget) else parse_target(database, schema)
+    if since is not None and until is not None and as_beijing(since) >= as_beijing(until):
+        raise ValueError(f"since ({since}) must be before until ({until})")
     chosen = parse_kinds(kinds)
     now = clock or _utc_now
     limiter = anyio.CapacityLimiter(1)
@@ -156,13 +163,14 @@ async def sync(
             )
 
         try:
-            async with sink, anyio.create_task_group() as watching:
-                if watch is not None:
-                    watching.start_soon(watch, plan, harvester)
-                try:
-                    await harvester.run(sink)
-                finally:
-                    watching.cancel_scope.cancel()
+            with sole_error():  # an AuthError or a DatabaseError, not a group of one
+                async with sink, anyio.create_task_group() as watching:
+                    if watch is not None:
+                        watching.start_soon(watch, plan, harvester)
+                    try:
+                        await harvester.run(sink)
+                    finally:
+                        watching.cancel_scope.cancel()
         finally:
             if on_report is not None and sink.report is not None:
                 on_report(made())

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from ..beijing import as_beijing
 from ..client import CollectClient
 from .outdir import DirectorySink
-from .plan import DEFAULT_KINDS, Window
+from .plan import DEFAULT_KINDS, Window, parse_kinds
 from .request import HarvestRequest
 from .scheduler import Harvester
 
@@ -27,7 +28,7 @@ async def harvest_day(
     out: str | os.PathLike[str],
     day: date,
     *,
-    kinds: Iterable[str] = DEFAULT_KINDS,
+    kinds: str | Iterable[str] = DEFAULT_KINDS,
     rooms: Sequence[str] = (),
     format: Literal["jsonl", "parquet"] = "jsonl",
     **harvester_options: Any,
@@ -42,11 +43,15 @@ async def harvest_day(
     different harvest raises ``DifferentHarvestError``; one in use by another run raises
     ``OutputError``.
     """
-    if isinstance(day, datetime):
-        day = day.date()
+    if isinstance(day, datetime):  # an aware moment is a day in Beijing, as Window reads it
+        day = as_beijing(day).date()
     since = datetime(day.year, day.month, day.day)
     window = Window(since, since + timedelta(days=1), rooms=tuple(rooms))
-    request = HarvestRequest(kinds=tuple(kinds), window=window, format=format)
+    request = HarvestRequest(
+        kinds=parse_kinds(kinds if isinstance(kinds, str) else tuple(kinds)),
+        window=window,
+        format=format,
+    )
     source = {"base_url": client.base_url, "userid": client.userid}
     sink = DirectorySink(out, request, source=source)
     sink.open()

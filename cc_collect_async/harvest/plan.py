@@ -171,7 +171,10 @@ ALL_KINDS: tuple[str, ...] = tuple(KINDS)
 
 
 def parse_kinds(kinds: str | Sequence[str]) -> tuple[str, ...]:
-    """Validate a list (or comma-separated string) of kind names, keeping order, no repeats."""
+    """Validate a list (or comma-separated string) of kind names, keeping order, no repeats;
+    ``"all"`` is every kind."""
+    if isinstance(kinds, str) and kinds.strip() == "all":
+        return ALL_KINDS
     names = [k.strip() for k in kinds.split(",")] if isinstance(kinds, str) else list(kinds)
     names = [n for n in names if n]
     unknown = [n for n in names if n not in KINDS]

@@ -53,6 +53,7 @@ from .plan import (
 )
 from .report import HarvestReport, KindCounts, UnitProblem
 from .sink import Sink
+from .task_groups import sole_error
 
 __all__ = ["Event", "Harvester", "SkipLookup"]
 
@@ -294,20 +295,22 @@ class Harvester:
         """Drive ``sink`` with the whole harvest and return the report.
 
         The sink is closed in every case, cancellation included. Raises AuthError when the
-        server rejects the credentials (after closing the sink).
+        server rejects the credentials (after closing the sink), and what the sink raised,
+        as itself (not in an exception group).
         """
-        try:
-            async with self.stream() as events:
-                while (event := await _receive(events)) is not None:
-                    if isinstance(event, Batch):
-                        await sink.write(event)
-                    elif isinstance(event, UnitResult):
-                        await sink.unit_end(event)
-                    else:
-                        await sink.live(event)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await sink.close(self.report)
+        with sole_error():
+            try:
+                async with self.stream() as events:
+                    while (event := await _receive(events)) is not None:
+                        if isinstance(event, Batch):
+                            await sink.write(event)
+                        elif isinstance(event, UnitResult):
+                            await sink.unit_end(event)
+                        else:
+                            await sink.live(event)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await sink.close(self.report)
         return self.report
 
     def progress(self) -> Progress:
