@@ -1278,3 +1278,14 @@ async def test_truth_control_route_matches_the_python_api() -> None:
     assert bad.status_code == 400
     assert missing.status_code == 404
     assert sim.stats.requests == 0  # control traffic is not client traffic
+
+
+def test_a_path_rate_without_an_account_rate_limits_that_path_only() -> None:
+    """``--path-rate`` alone: every other path went to max() of no buckets (HTTP 500)."""
+    from cc_collect_async.sim.behaviour import AccountBuckets
+
+    now = [100.0]
+    limiter = AccountBuckets(None, 1, {"/limited": (1.0, 1)}, clock=lambda: now[0])
+    assert [limiter.acquire("a", "/other") for _ in range(50)] == [0.0] * 50
+    assert limiter.acquire("a", "/limited") == 0.0
+    assert limiter.acquire("a", "/limited") == pytest.approx(1.0)

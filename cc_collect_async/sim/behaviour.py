@@ -227,7 +227,8 @@ class AccountBuckets:
         limit = self._path_rates.get(path)
         if limit is not None:
             buckets.append(self._bucket((account, path), limit[0], limit[1], now))
-        wait = max(bucket.wait(now) for bucket in buckets)
+        # No bucket when only other paths are limited (a --path-rate without --rate).
+        wait = max((bucket.wait(now) for bucket in buckets), default=0.0)
         if wait > 0.0:
             return wait
         for bucket in buckets:
