@@ -287,11 +287,11 @@ class Requester:
         while True:
             attempt += 1
             status: int | None = None
-            began = sent = self._monotonic()
+            began = sent = started if hooks is None else self._monotonic()
             permit: Permit | None = None
             try:
                 async with self._admitted(endpoint) as permit:
-                    sent = self._monotonic()
+                    sent = self._monotonic()  # an attempt's own time starts here
                     # The policy's time in all bounds an attempt too: a page view given 4 s
                     # must not wait out the transport's minute for one stalled reply.
                     budget = self.retry.max_elapsed - spent

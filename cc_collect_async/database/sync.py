@@ -149,8 +149,17 @@ async def sync(
             units_skipped=lambda: harvester.units_skipped,
         )
 
-        def made() -> SyncReport:
-            return SyncReport(
+        try:
+            with sole_error():  # an AuthError or a DatabaseError, not a group of one
+                async with sink, anyio.create_task_group() as watching:
+                    if watch is not None:
+                        watching.start_soon(watch, plan, harvester)
+                    try:
+                        await harvester.run(sink)
+                    finally:
+                        watching.cancel_scope.cancel()
+        finally:  # also when cancelled: what was committed by then
+            report = SyncReport(
                 target.display,
                 plan,
                 sink.run_id,
@@ -161,20 +170,9 @@ async def sync(
                 transactions=sink.transactions,
                 reconnects=sink.reconnects,
             )
-
-        try:
-            with sole_error():  # an AuthError or a DatabaseError, not a group of one
-                async with sink, anyio.create_task_group() as watching:
-                    if watch is not None:
-                        watching.start_soon(watch, plan, harvester)
-                    try:
-                        await harvester.run(sink)
-                    finally:
-                        watching.cancel_scope.cancel()
-        finally:
-            if on_report is not None and sink.report is not None:
-                on_report(made())
-        return made()
+            if on_report is not None and report.harvest is not None:
+                on_report(report)
+        return report
     finally:
         with anyio.CancelScope(shield=True):
             await call(backend.close)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from ..beijing import as_beijing
 from ..client import CollectClient
 from .outdir import DirectorySink
-from .plan import DEFAULT_KINDS, Window, parse_kinds
+from .plan import DEFAULT_KINDS, Window
 from .request import HarvestRequest
 from .scheduler import Harvester
 
@@ -48,9 +48,7 @@ async def harvest_day(
     since = datetime(day.year, day.month, day.day)
     window = Window(since, since + timedelta(days=1), rooms=tuple(rooms))
     request = HarvestRequest(
-        kinds=parse_kinds(kinds if isinstance(kinds, str) else tuple(kinds)),
-        window=window,
-        format=format,
+        kinds=kinds if isinstance(kinds, str) else tuple(kinds), window=window, format=format
     )
     source = {"base_url": client.base_url, "userid": client.userid}
     sink = DirectorySink(out, request, source=source)
