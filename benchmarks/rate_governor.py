@@ -14,6 +14,9 @@ refusal costs. Each row shows what the server saw: requests reaching its rate ch
   flight, start included;
 - a per-interface limit (20/s on chat, 100/s for the account): >= 0.90 of what the limits
   allow;
+- an interface at 100 calls a minute (the vendor's sibling API's figure), the command's
+  defaults: complete, nothing failed, >= 0.75 of what that limit allows, <= 30% of its
+  requests refused (most while its limit is learnt, in the first 15 s of a 45 s run);
 - a per-minute quota answered with a long Retry-After, scaled to run in under a minute:
   finishes, nothing failed, the wait shown in the progress lines.
 """
@@ -40,6 +43,7 @@ STALLS = {"stall": 0.002, "stall_live": 0.02, "stall_min": 0.02, "stall_max": 0.
 KINDS = ("chat", "access", "vote", "answercard", "rollcall")
 CHAT_PATH = "/collect/live/chat/record/"
 CHAT_RATE = 20.0
+SLOW_CHAT_RATE = 100 / 60
 # A per-minute quota scaled by 1/6: 60 requests per 10 s, and a 429 saying "10 s".
 QUOTA = 60
 QUOTA_WINDOW = 10.0
@@ -171,6 +175,32 @@ def run(ctx: Context) -> ScenarioResult:
         )
 
     if cli_path() is not None:
+        # The vendor's sibling API allows 100 calls a minute per interface: chat at that
+        # pace (burst 1), the account at 100/s, replies jittered; the command's defaults.
+        slow = DatasetSpec(lives=20 if quick else 60, window_days=1, huge_every=0)
+        slow_config = config(
+            rate=RATE, burst=10, jitter=0.05, path_rates={CHAT_PATH: (SLOW_CHAT_RATE, 1)}
+        )
+        with sim_server(slow, slow_config) as server:
+            ctx.log(f"{NAME}: an interface at 100 calls a minute")
+            r = cli_harvest(server, "slow", ["--kinds", ",".join(KINDS)])
+            chats = server.stats()["by_path"].get(CHAT_PATH, 0)
+            # At most what chat's bucket let through: every refusal counted as chat's.
+            bound = (chats - r.rejected) / SLOW_CHAT_RATE
+            eff = add("cc-collect, chat at 100 calls a minute (1.67/s), account 100/s", r, bound)
+            failed = r.extra.get("failed", 0)
+            checks.append(
+                Check(
+                    "an interface at 100 calls a minute (the command's defaults): complete, "
+                    "nothing failed, >= 0.75 of what chat's limit allows, <= 30% of chat refused",
+                    f"complete {r.complete}, {failed} failed, {eff:.3f}, "
+                    f"{r.rejected} of {chats} chat requests refused",
+                    ctx.judge(
+                        r.complete and not failed and eff >= 0.75 and r.rejected <= 0.3 * chats
+                    ),
+                )
+            )
+
         quota = DatasetSpec(lives=20 if quick else 60, huge_every=0)
         quota_config = config(rate=QUOTA / QUOTA_WINDOW, burst=QUOTA, retry_after=QUOTA_WINDOW)
         with sim_server(quota, quota_config) as server:

@@ -21,7 +21,10 @@ retry mode:
   headroom, never above ``max_in_flight``), recomputed as the round trip changes: requests
   beyond that only deepen the backlog a paused server admits at once.
 - **Per-interface limits.** Each endpoint has its own pace beside the account's. Rejections
-  from one endpoint while the others are served slow only that endpoint.
+  from one endpoint while the others are served slow only that endpoint; once it has a
+  limit of its own, each later refusal there is its own. A pace grows with time, but by
+  at most a tenth of a second's growth per success: an endpoint allowed a request a second
+  (the vendor's sibling API allows 100 calls a minute) climbs a step per reply, not x3.
 - **Fast start.** Not told a rate, the first round trip measured opens a window of a
   quarter of ``max_in_flight`` (TCP's initial window), and the rate doubles every round
   trip (one more request per round trip for each success, as TCP's slow start) until the
@@ -60,6 +63,10 @@ _CONFIRMS_CEILING = 0.9
 # Seconds of successes counted to tell the rate the server let through.
 _THROUGHPUT_WINDOW = 0.5
 _LIMIT_WINDOW = 1.0
+# ... or, for a lane too slow to get _THROUGHPUT_SAMPLES successes a second, the time its
+# pace takes for one more than that, up to this: at an endpoint's limit of a request a
+# second, one second told nothing, and each refusal lowered the limit seen by a few percent.
+_SLOW_WINDOW = 10.0
 _LOWER_AT_MOST = 0.9
 _THROUGHPUT_SAMPLES = 3
 # Smoothing of the round trip estimate (TCP's SRTT gain).
@@ -70,6 +77,11 @@ _RTT_GAIN = 0.125
 _INITIAL_WINDOW = 0.25
 # After a pause without Retry-After, the next pause doubles, up to this.
 _MAX_BACKOFF = 30.0
+# Seconds of growth one success earns at most. The growth rates above are per second, for
+# the tens or hundreds of replies a second an account gets; an endpoint limited to a request
+# a second hears once a second, and a second's growth (up to x3) per success overshot its
+# limit at every reply. Below 1 / _CREDIT replies a second, growth is per success instead.
+_CREDIT = 0.1
 # The rate is "binding" (worth raising) when a request waited for it this recently.
 _BINDING = 1.0
 # How long each endpoint's outcomes are kept, and how many refusals, and what share of its
@@ -158,20 +170,23 @@ class _Lane:
     def throughput(self, now: float, window: float) -> float | None:
         """Successes per second over the last ``window`` seconds, when enough to tell."""
         times = self.successes
-        while times and now - times[0] > _LIMIT_WINDOW:
+        while times and now - times[0] > _SLOW_WINDOW:
             times.popleft()
-        # Counted from the first success in the window, not its start: a lane busy for
-        # less than the window (or after a gap) is not read as a slow one.
+        # Counted from the first success in the window to the last, not over the window: a
+        # lane busy for less than the window (or after a gap) is not read as a slow one, nor
+        # one asked a refusal after its last success (at a request a second, a second).
         recent = 0
-        first = now
+        first = last = now
         for when in reversed(times):
             if now - when > window:
                 break
+            if not recent:
+                last = when
             recent += 1
             first = when
-        if recent < _THROUGHPUT_SAMPLES or now <= first:
+        if recent < _THROUGHPUT_SAMPLES or last <= first:
             return None
-        return (recent - 1) / (now - first)
+        return (recent - 1) / (last - first)
 
 
 class Permit:
@@ -441,7 +456,11 @@ class Governor:
         window = max(1.0, 4 * (self._srtt or 0.0))
         served, refused = lane.recent(now, window)
         share = refused / (served + refused)
-        if refused < _ENDPOINT_REFUSALS or share < _ENDPOINT_SHARE:
+        # An endpoint whose own limit is known already (learnt, or told) needs no new
+        # evidence: at a limit of a request or two a second, three refusals within the
+        # window never come, and each one blamed on the account cut everyone's pace.
+        known = lane.limit_seen is not None or lane.told
+        if not known and (refused < _ENDPOINT_REFUSALS or share < _ENDPOINT_SHARE):
             return self._account
         others_served = others_refused = 0
         for other in self._lanes.values():
@@ -452,7 +471,7 @@ class Governor:
         others = others_served + others_refused
         if others_refused > _OTHERS_SHARE * share * others:
             return self._account
-        if others_served < _ENDPOINT_REFUSALS and lane.limit_seen is None:
+        if others_served < _ENDPOINT_REFUSALS and not known:
             return self._account  # nobody else to compare with, and nothing learnt yet
         # (An endpoint with a limit of its own keeps the blame when it is left alone at
         # the end of a harvest: the account did not get slower.)
@@ -474,7 +493,7 @@ class Governor:
         if lane.last_change is None:
             lane.last_change = now
             return
-        elapsed = min(now - lane.last_change, 1.0)
+        elapsed = min(now - lane.last_change, _CREDIT)
         if now - lane.limiter.last_wait > _BINDING:
             # Nobody waited for this pace lately: it is not what limits the traffic, and
             # raising it would let it drift far above anything the server has seen.
@@ -543,7 +562,7 @@ class Governor:
         return since is not None and now - since < self.patience
 
     def _cut(self, lane: _Lane, now: float) -> None:
-        if lane.limit_seen is None and not lane.told:
+        if lane is self._account and lane.limit_seen is None and not lane.told:
             # Slow start overshoots: the rate doubled in the round trip the news took, and
             # the server's burst hid the first excess. For now, what got through lately;
             # one round trip on, what got through while the server refused the echoes of
@@ -564,7 +583,8 @@ class Governor:
             # tenth at most, or bunch after bunch would ratchet the rate down for good.
             # A lane that never bound has no rate worth the name: what was asked of its
             # endpoint stands in for it.
-            through = lane.throughput(now, _LIMIT_WINDOW) or lane.asked(now, _LIMIT_WINDOW)
+            window = min(_SLOW_WINDOW, max(_LIMIT_WINDOW, (_THROUGHPUT_SAMPLES + 1) / lane.rate))
+            through = lane.throughput(now, window) or lane.asked(now, _LIMIT_WINDOW)
             seen = min(lane.rate, through) if through else lane.rate
             # (An endpoint is blamed only on strong evidence: its estimate may fall freely.)
             if lane is self._account and lane.limit_seen is not None:

@@ -166,6 +166,63 @@ async def test_a_per_interface_limit_is_learnt_and_the_rest_keep_their_pace() ->
     assert harvester.rate_limiter.endpoint_rate("vote") == 10_000.0  # max_rate: no pace of its own
 
 
+async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_account() -> None:
+    # The vendor's sibling API allows 100 calls a minute per interface: chat here at one a
+    # second (burst 1), the account at 100/s, nothing told, the default retry policy (the
+    # command's). Before: refusals blamed on the account cut everyone to 2/s, chat's pace
+    # tripled with every success, and units failed after six refusals in a row.
+    config = SimConfig(latency=0.05, jitter=0.1, rate=100, burst=10, path_rates={CHAT: (1, 1)})
+    data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
+    sim = Simulator(data, config)
+    async with CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
+    ) as client:
+        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
+        started = anyio.current_time()
+        report = await harvester.run(MemorySink())
+        duration = anyio.current_time() - started
+    assert report.complete and not report.failures
+    chats = sim.stats.by_path[CHAT]
+    assert sim.stats.rate_limited <= 0.25 * chats  # mostly while chat's limit is learnt
+    served = chats - sim.stats.rate_limited  # at most what chat's bucket let through
+    assert duration <= served / 1.0 / 0.75
+    governor = harvester.rate_limiter
+    assert governor.rate >= 50  # the account kept its pace
+    chat = governor.endpoint_rate("chat")
+    assert chat is not None and 0.6 <= chat <= 1.2
+
+
+async def test_once_an_endpoint_has_a_limit_of_its_own_one_refusal_there_is_its_own() -> None:
+    governor = Governor(100.0, max_in_flight=32)
+
+    async def served(endpoint: str, count: int, rtt: float) -> None:
+        for _ in range(count):
+            await request(governor, endpoint, rtt)
+
+    async def chat(count: int) -> None:  # about 40 asked a second, every other one refused
+        for number in range(count):
+            await anyio.sleep(0.05)
+            await request(governor, "chat", 0.1, rejected(1.0) if number % 2 else None)
+
+    async with anyio.create_task_group() as tg:  # chat's limit is learnt
+        for _ in range(4):
+            tg.start_soon(served, "access", 30, 0.1)
+        for _ in range(2):
+            tg.start_soon(chat, 10)
+    learnt = governor.endpoint_rate("chat")
+    assert learnt is not None and learnt < 40.0
+    await anyio.sleep(10.0)
+    account = governor.rate
+    async with anyio.create_task_group() as tg:  # later: one refusal at chat among successes
+        for _ in range(4):
+            tg.start_soon(served, "access", 30, 0.1)
+        await served("chat", 3, 0.5)
+        await request(governor, "chat", 0.5, rejected(1.0))
+    assert governor.rate >= account  # not the account's: it was served throughout
+    after = governor.endpoint_rate("chat")
+    assert after is not None and after < learnt
+
+
 # -- slow start and an unknown limit -------------------------------------------------------------
 
 
