@@ -494,7 +494,8 @@ class Governor:
             lane.last_change = now
             return
         elapsed = min(now - lane.last_change, _CREDIT)
-        if now - lane.limiter.last_wait > _BINDING:
+        # (A pace of less than a request a second is waited for less often than that.)
+        if now - lane.limiter.last_wait > max(_BINDING, 2.0 / lane.rate):
             # Nobody waited for this pace lately: it is not what limits the traffic, and
             # raising it would let it drift far above anything the server has seen.
             lane.last_change = now

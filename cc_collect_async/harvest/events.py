@@ -76,6 +76,8 @@ class Progress:
     #: Seconds until the server's spent quota lets requests through again: per endpoint
     #: name, ``""`` for the whole account. Empty while nothing waits for the server.
     server_waits: dict[str, float] = attrs.field(factory=dict)
+    #: Units to fetch, kind by kind (so far: counted as their lives are listed).
+    units_total_by_kind: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def units_skipped(self) -> int:
@@ -84,7 +86,17 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left, estimated from units finished so far; None until it means something."""
+        """Seconds left, estimated from units finished so far; None until it means something.
+
+        The kind that finishes last at its own pace so far, if that is later than all
+        units at their common pace: an interface the server holds to a request a second
+        sets the end of the run, while the other kinds' units finish early and made the
+        common pace promise a quarter of the time."""
         if not self.planning_done or not self.units_done or self.units_total <= self.units_done:
             return None
-        return self.elapsed / self.units_done * (self.units_total - self.units_done)
+        left = [self.elapsed / self.units_done * (self.units_total - self.units_done)]
+        for kind, total in self.units_total_by_kind.items():
+            done = self.units_done_by_kind.get(kind, 0)
+            if done and total > done:
+                left.append(self.elapsed / done * (total - done))
+        return max(left)

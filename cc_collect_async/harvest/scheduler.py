@@ -257,7 +257,7 @@ class Harvester:
         self.report = HarvestReport(
             started_at=datetime.now(timezone.utc), kinds={k: KindCounts() for k in self.kinds}
         )
-        self._units_total = 0
+        self._units_total_by_kind: Counter[str] = Counter()
         self._skipped_by_kind: Counter[str] = Counter()
         self._planning_done = False
         self._finished = False
@@ -326,7 +326,7 @@ class Harvester:
         kinds = self.report.kinds
         return Progress(
             lives=self.report.lives,
-            units_total=self._units_total,
+            units_total=self._units_total_by_kind.total(),
             units_done=sum(c.units for c in kinds.values()),
             units_failed=sum(c.failed for c in kinds.values()),
             records=sum(c.records for c in kinds.values()),
@@ -340,6 +340,7 @@ class Harvester:
             units_done_by_kind={k: c.units for k, c in kinds.items()},
             units_skipped_by_kind=self.units_skipped_by_kind,
             server_waits={w.endpoint or "": w.until - now for w in self.rate_limiter.waits()},
+            units_total_by_kind=dict(self._units_total_by_kind),
         )
 
     @property
@@ -409,7 +410,7 @@ class Harvester:
                             self.report.lives += 1
                             kinds = tuple(k for k in self.kinds if (live.liveid, k) not in done)
                             self._skipped_by_kind.update(k for k in self.kinds if k not in kinds)
-                            self._units_total += len(kinds)
+                            self._units_total_by_kind.update(kinds)
                             await found.send((live, kinds))
                 self._planning_done = True
                 self.report.lives_listed = True
