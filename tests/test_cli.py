@@ -31,6 +31,7 @@ from cc_collect_async.cli.progress import (
     LogProgress,
     TerminalProgress,
     failed_phrase,
+    failure_lines,
     format_duration,
 )
 from cc_collect_async.harvest import (
@@ -650,6 +651,14 @@ def test_a_failed_lives_listing_exits_1(
     assert "listing lives failed: listing lives failed" not in stderr
     assert "incomplete: listing lives failed; run the same command again" in stderr
     assert read_manifest(tmp_path)["complete"] is False
+
+
+def test_the_failure_lines_say_where_the_rest_are() -> None:
+    failures = [{"kind": "chat", "liveid": f"L{n}", "roomid": "R", "reason": "x"} for n in range(3)]
+    lines = failure_lines({"failures": failures}, limit=2)
+    assert lines[-1] == "cc-collect: ... and 1 more (see manifest.json)"
+    synced = failure_lines({"failures": failures}, see="cc_runs.report, or --json", limit=2)
+    assert synced[-1] == "cc-collect: ... and 1 more (see cc_runs.report, or --json)"
 
 
 def test_the_closing_line_says_what_failed() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ import anyio
 import attrs
 import duckdb
 import pytest
-from postgres_server import PostgresServer
+from postgres_server import PASSWORD, PostgresServer
 from sync_checks import assert_matches_truth, rows, store
 
 from cc_collect_async import AuthError, CollectClient, RetryPolicy
 from cc_collect_async.beijing import BEIJING
+from cc_collect_async.cli.metrics_file import render_sync
 from cc_collect_async.database import (
     SCHEMA_VERSION,
     DatabaseBusyError,
@@ -468,7 +470,17 @@ async def test_failed_units_are_not_stored_and_a_rerun_fetches_only_them(tmp_pat
     stored = set(rows(database, "SELECT liveid, kind FROM cc_units"))
     assert not failed & stored
     assert rows(database, "SELECT count(*) FROM cc_watermarks") == [(0,)]
-    assert rows(database, "SELECT complete FROM cc_runs") == [(False,)]
+    # cc_runs.units: the units stored (it counted the failed ones too)
+    assert rows(database, "SELECT complete, units FROM cc_runs") == [(False, len(stored))]
+    assert first.committed_units == len(stored)
+    report = {"harvest": first.harvest.to_dict()}
+    metrics = render_sync(report, exit_code=1, duration=1.0, now=0.0, last_success=None)
+    done = sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("cc_collect_sync_units{") and 'state="done"' in line
+    )
+    assert done == len(stored)  # the failed units are state="failed" only
 
     steady = Simulator(SPEC)
     async with client_for(steady) as client:
@@ -795,6 +807,75 @@ async def test_a_lost_connection_retries_the_commit(postgres_server: PostgresSer
             report = await harvester.run(_Saboteur(sink, postgres_server.url()))
     assert report.complete and sink.reconnects == 1
     assert_matches_truth(url, sim.truth(SINCE, UNTIL), ("chat", "access"))
+
+
+class _Outage(_Saboteur):
+    """Before the fifth unit's commit: the session killed, and the database refusing new
+    connections (a server restarting) until ``back_after`` seconds later, or for good."""
+
+    def __init__(self, sink: DatabaseSink, admin_url: str, database: str, back_after: float):
+        super().__init__(sink, admin_url)
+        self.database = database
+        self.back_after = back_after
+
+    def allow(self, allowed: bool) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS {allowed}')
+
+    async def unit_end(self, result: Any) -> None:
+        self.units += 1
+        if self.units == 5:
+            self.allow(False)
+            _terminate_syncs(self.admin_url)
+            if self.back_after:
+                threading.Timer(self.back_after, self.allow, (True,)).start()
+        await self.sink.unit_end(result)
+
+
+async def test_a_server_refusing_connections_for_seconds_is_waited_for(
+    postgres_server: PostgresServer,
+) -> None:
+    # The first reconnect, refused, left no connection, and the next attempt ran the commit
+    # on None: an AttributeError's traceback, exit 1, no metrics file.
+    url = postgres_server.fresh_database()
+    sim = Simulator(SPEC)
+    async with client_for(sim) as client:
+        harvester = Harvester(
+            client, window=Window(SINCE, UNTIL), kinds=["chat", "access"], initial_rate=1000
+        )
+        async with DatabaseSink(url, account=client.userid, group_seconds=0) as sink:
+            outage = _Outage(sink, postgres_server.url(), url.rsplit("/", 1)[1], back_after=2.0)
+            report = await harvester.run(outage)
+    assert report.complete and sink.reconnects == 1
+    assert_matches_truth(url, sim.truth(SINCE, UNTIL), ("chat", "access"))
+
+
+async def test_a_server_gone_for_good_ends_the_sync_with_one_line(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cc_collect_async.database import sink as sink_module
+
+    monkeypatch.setattr(sink_module, "_FIRST_WAIT", 0.05)
+    monkeypatch.setattr(sink_module, "_LONGEST_WAIT", 0.2)
+    url = postgres_server.fresh_database()
+    database = url.rsplit("/", 1)[1]
+    sim = Simulator(SPEC)
+    try:
+        async with client_for(sim) as client:
+            harvester = Harvester(
+                client, window=Window(SINCE, UNTIL), kinds=["chat"], initial_rate=1000
+            )
+            with pytest.raises(DatabaseError) as caught:
+                async with DatabaseSink(url, account=client.userid, group_seconds=0) as sink:
+                    outage = _Outage(sink, postgres_server.url(), database, back_after=0.0)
+                    await harvester.run(outage)
+    finally:
+        outage.allow(True)
+    message = str(caught.value)
+    assert "connection lost while committing, and 9 attempts over" in message
+    assert "\n" not in message and PASSWORD not in message
 
 
 async def test_refresh_days_fetch_final_units_again(tmp_path: Path) -> None:

@@ -170,7 +170,8 @@ def render_sync(
             (f'{{kind="{_label(k)}",state="{state}"}}', int(value))
             for k, c in kinds.items()
             for state, value in (
-                ("done", c.get("units") or 0),
+                # (the report's units are every unit that ended, failed ones included)
+                ("done", (c.get("units") or 0) - (c.get("failed") or 0)),
                 ("failed", c.get("failed") or 0),
                 ("skipped", skipped.get(k) or 0),
             )

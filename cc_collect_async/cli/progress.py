@@ -226,8 +226,11 @@ def failed_phrase(failures: Sequence[Mapping[str, Any]]) -> str:
     return f"{' and '.join(parts)} failed"
 
 
-def failure_lines(manifest: Mapping[str, Any], *, limit: int = 20) -> list[str]:
-    """One line per failed unit (at most ``limit``, then how many more)."""
+def failure_lines(
+    manifest: Mapping[str, Any], *, see: str = "manifest.json", limit: int = 20
+) -> list[str]:
+    """One line per failed unit (at most ``limit``, then how many more, and where to
+    ``see`` the whole list)."""
     failures: Sequence[Mapping[str, Any]] = manifest.get("failures") or []
     lines = []
     for failure in failures[:limit]:
@@ -241,5 +244,5 @@ def failure_lines(manifest: Mapping[str, Any], *, limit: int = 20) -> list[str]:
             )
         lines.append(f"cc-collect: failed: {where}: {failure.get('reason')}")
     if len(failures) > limit:
-        lines.append(f"cc-collect: ... and {len(failures) - limit:,} more (see manifest.json)")
+        lines.append(f"cc-collect: ... and {len(failures) - limit:,} more (see {see})")
     return lines

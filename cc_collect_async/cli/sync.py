@@ -407,7 +407,7 @@ def _tell_end(
     manifest = _manifest(report)
     if not quiet:
         console.say(stderr, summary_table(manifest))
-    for line in failure_lines(manifest):
+    for line in failure_lines(manifest, see="cc_runs.report, or --json"):
         console.say(stderr, line)
     end = HarvestEnd(
         interrupted=interrupted or harvest.cancelled, failed_units=len(harvest.failures)

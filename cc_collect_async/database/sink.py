@@ -41,10 +41,11 @@ __all__ = ["DatabaseSink"]
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 
-#: Attempts at one commit whose connection keeps breaking, and the waits between them.
-_ATTEMPTS = 6
+#: Attempts at one commit whose connection keeps breaking, and the waits between them: a
+#: minute in all, for a server restarting or failing over.
+_ATTEMPTS = 9
 _FIRST_WAIT = 0.5
-_LONGEST_WAIT = 8.0
+_LONGEST_WAIT = 15.0
 
 
 def _utc_now() -> datetime:
@@ -353,31 +354,45 @@ class DatabaseSink:
     async def _reconnecting(self, func: Callable[[], T], doing: str) -> T:
         """``func()`` in the database thread, run again on a new connection when the
         connection breaks, until it works or the attempts run out. Called with ``_db_lock``
-        held, so nothing else uses the connection in between."""
+        held, so nothing else uses the connection in between.
+
+        Each attempt reconnects first if the last one found the connection broken, and a
+        server that refuses the new connection (restarting, failing over) costs an attempt
+        like a lost one: ``func`` never runs without a connection."""
         backend = self.backend
         assert backend is not None
         wait = _FIRST_WAIT
         attempt = 0
+        broken = False
         while True:
             attempt += 1
             try:
+                if broken:
+                    await self._call(backend.reconnect)
+                    self.reconnects += 1
+                    broken = False
                 result: T = await self._call(func)
                 return result
-            except ConnectionLostError as exc:
+            except DatabaseBusyError:
+                raise  # the account's lock, taken by another sync in the meantime
+            except (ConnectionLostError, DatabaseError) as exc:
+                if not broken and not isinstance(exc, ConnectionLostError):
+                    raise  # ``func`` failed on a working connection: not ours to retry
+                broken = True
                 if attempt == _ATTEMPTS:
                     raise DatabaseError(
-                        f"{backend.target.display}: connection lost {attempt} times "
-                        f"while {doing} ({exc})"
+                        f"{backend.target.display}: connection lost while {doing}, and "
+                        f"{attempt} attempts over {self._waited(attempt):.0f} s did not get "
+                        f"it back ({exc}); the units not committed are fetched again by the "
+                        "next sync"
                     ) from None
-            # A lock taken by someone else in the meantime ends the sync (DatabaseBusyError).
             await anyio.sleep(wait)
             wait = min(wait * 2, _LONGEST_WAIT)
-            try:
-                await self._call(backend.reconnect)
-                self.reconnects += 1
-            except (ConnectionLostError, DatabaseError) as exc:
-                if isinstance(exc, DatabaseBusyError):
-                    raise
+
+    @staticmethod
+    def _waited(attempts: int) -> float:
+        """Seconds waited between ``attempts`` attempts."""
+        return sum(min(_FIRST_WAIT * 2.0**n, _LONGEST_WAIT) for n in range(attempts - 1))
 
     # -- rows -----------------------------------------------------------------------------
 
@@ -424,7 +439,7 @@ class DatabaseSink:
             "finished_at": self._clock(),
             "complete": report.complete,
             "lives": report.lives,
-            "units": report.units,
+            "units": sum(c.units - c.failed for c in report.kinds.values()),  # stored
             "units_skipped": self.units_skipped() if self.units_skipped else 0,
             "records": report.records,
             "requests": report.requests,
