@@ -95,14 +95,30 @@ class CallStats:
 
 # Substrings of the vendor's FAIL messages, most specific first. The collect API documents no
 # codes; these are the ones the vendor's sibling APIs and the simulator use.
-_RATE_LIMIT_MARKERS = ("too_many_request", "too many request", "访问过于频繁", "rate limit")
-_SERVER_MARKERS = ("process_fail", "系统繁忙", "server error", "internal error", "服务器")
+# An AuthError stops a whole harvest, so only words about the signature, its time or the
+# account mark one: "验证" (verification) also ends "参数验证失败" (parameter validation
+# failed), and "用户" is the viewers' word in this API ("该用户没有进出记录").
+_RATE_LIMIT_MARKERS = (
+    "too_many_request",
+    "too many request",
+    "rate limit",
+    "频繁",  # 访问过于频繁, 请求过于频繁: "called too often"
+    "频率",  # 调用频率超限: "call frequency over the limit"
+)
+_SERVER_MARKERS = (
+    "process_fail",
+    "系统繁忙",
+    "系统异常",
+    "系统错误",
+    "server error",
+    "internal error",
+    "服务器",
+)
 _AUTH_MARKERS = (
     "auth_fail",
     "hash",
     "signature",
     "签名",
-    "验证",
     # a stale or skewed time
     "timestamp",
     "expired",
@@ -113,7 +129,6 @@ _AUTH_MARKERS = (
     "user id",
     "account_id",
     "account id",
-    "用户",
     "账号",
     "账户",
 )

@@ -98,6 +98,19 @@ CASES = [
     Case("fail-account-id", (200, {}, _fail("account_id does not match the key")), AuthError,
          False, 200, "account_id does not match the key"),
     Case("fail-账号不匹配", (200, {}, _fail("账号不匹配")), AuthError, False, 200, "账号不匹配"),
+    # Wordings of the vendor's Chinese messages the markers must not misread: an AuthError
+    # stops a whole harvest, and a refusal or a server fault that is not retried fails units.
+    Case("fail-参数验证失败", (200, {}, _fail("参数验证失败")), InvalidRequestError,
+         False, 200, "参数验证失败"),
+    Case("fail-该用户没有进出记录", (200, {}, _fail("该用户没有进出记录")), InvalidRequestError,
+         False, 200, "该用户没有进出记录"),
+    Case("fail-签名验证失败", (200, {}, _fail("签名验证失败")), AuthError,
+         False, 200, "签名验证失败"),
+    Case("fail-请求过于频繁", (200, {}, _fail("请求过于频繁")), RateLimitedError,
+         True, 200, "请求过于频繁"),
+    Case("fail-调用频率超限", (200, {}, _fail("调用频率超限")), RateLimitedError,
+         True, 200, "调用频率超限"),
+    Case("fail-系统异常", (200, {}, _fail("系统异常")), ServerError, True, 200, "系统异常"),
     Case("fail-param-missing", (200, {}, _fail("PARAM_ERROR: missing parameter liveid")),
          InvalidRequestError, False, 200, "PARAM_ERROR: missing parameter liveid"),
     # "assigned" contains "sign": a word inside another is no signature complaint.
