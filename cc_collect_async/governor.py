@@ -15,6 +15,10 @@ retry mode:
   requests sent since), mean the quota is spent: then the whole scope waits, and
   :meth:`Governor.waits` says until when, for a progress display. A request turned away by
   an exhausted scope is not counted as a failed attempt: it merely waited.
+- **A refusal that costs a long wait is not risked again.** After a refusal that came with
+  a long ``Retry-After``, the limit seen is 0.8 of the pace refused and the pace stays
+  under 0.9 of that, probing no further: a server that answers every "too fast" with a
+  minute made each probe, and each pause's burst at the old pace, cost the account a minute.
 - **A told rate is a ceiling, not a promise.** Below it the governor backs off and recovers
   as it does when it finds the limit itself.
 - **Requests in flight are capped** at about rate x the observed round trip (with
@@ -124,6 +128,9 @@ class _Lane:
         self.backoff = 1.0
         #: When the current run of pauses began (None: not exhausted).
         self.exhausted_since: float | None = None
+        #: A refusal here came with a long Retry-After: each costs everyone that wait, so
+        #: the pace stays under the limit seen instead of probing above it.
+        self.costly = False
         self.last_success = -math.inf
         self.successes: deque[float] = deque()
         #: (when, refused) of the latest replies: who is being turned away, and how often.
@@ -533,6 +540,8 @@ class Governor:
             # Above it: probe, quicker the longer the limit holds (as CUBIC does), so a
             # limit learnt from a bunch, or one the server has since raised, is not kept.
             rate = lane.rate * (1.0 + _PROBE * (1.0 + now - lane.cut_at) * elapsed)
+        if lane.costly:  # no nearer the limit than the knee
+            rate = min(rate, max(lane.rate, _KNEE * lane.limit_seen))
         lane.set_rate(rate, self.floor)
         if lane is self._account:
             self._resize()
@@ -546,7 +555,17 @@ class Governor:
         lane.refused_in_row += 1
         persisting = lane.refused_in_row >= _PERSISTING
         long_wait = retry_after is not None and retry_after >= self.long_retry_after
+        refused_at = lane.rate
         self._cut(lane, now)
+        if long_wait and lane.limit_seen is not None:
+            # The pace that was refused is over the limit, whatever got through before (a
+            # pause's burst, mostly), and at a minute per refusal one more costs more than
+            # any probe gains: the limit seen goes well under that pace.
+            lane.costly = True
+            lane.limit_seen = _DECREASE * min(lane.limit_seen, refused_at)
+            lane.set_rate(lane.limit_seen * _DECREASE, self.floor)
+            if lane is self._account:
+                self._resize()
         if long_wait or persisting:
             seconds = retry_after if retry_after else lane.backoff
             lane.backoff = min(2 * lane.backoff, _MAX_BACKOFF)

@@ -192,6 +192,27 @@ async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_ac
     assert chat is not None and 0.6 <= chat <= 1.2
 
 
+async def test_a_server_answering_every_refusal_with_a_minute_is_refused_twice_at_most() -> None:
+    # A 50/s bucket whose 429s all say "Retry-After: 60". Each refusal is a minute of the
+    # whole account's time. Before: every wait ended at the pace that had been refused (the
+    # limit seen fell a tenth per refusal), and the pause's burst was refused again at
+    # once: 434 s for 15 s of work.
+    config = SimConfig(latency=0.02, rate=50, burst=10, retry_after=60)
+    data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
+    sim = Simulator(data, config)
+    async with CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
+    ) as client:
+        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
+        started = anyio.current_time()
+        report = await harvester.run(MemorySink())
+        duration = anyio.current_time() - started
+    assert report.complete and not report.failures
+    work = sim.stats.ok / 50.0
+    assert duration <= 2 * 60 + 2 * work  # slow start's refusal, and one more at most
+    assert harvester.rate_limiter.rate < 50
+
+
 async def test_the_eta_follows_the_kind_an_interface_limit_holds_back() -> None:
     # Chat at 2/s, the rest at the account's 100/s: the other kinds' units finish early,
     # and the common pace of all units said a run of minutes would end in seconds.
