@@ -39,11 +39,23 @@ def _structure_float(value: object, _: type) -> float:
     return float(str(value).strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
 
 
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False, prefer_attrib_converters=False)
     conv.register_structure_hook(datetime, lambda v, _: parse_wire_time(v))
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
+    # A number the server leaves blank ("") is no number, as a blank time is no time: every
+    # number of a record is optional, and one blank made the whole reply fail.
+    conv.register_structure_hook(
+        int | None, lambda v, _: None if _blank(v) else _structure_int(v, int)
+    )
+    conv.register_structure_hook(
+        float | None, lambda v, _: None if _blank(v) else _structure_float(v, float)
+    )
 
     def has_raw(cls: type) -> bool:
         return attrs.has(cls) and "raw" in attrs.fields_dict(cls)
@@ -81,4 +93,8 @@ def structure(value: Any, cls: type[T]) -> T:
         return converter.structure(value, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         name = getattr(cls, "__name__", str(cls))
-        raise DecodeError(f"reply record does not fit {name}: {exc!r}") from exc
+        error = DecodeError(f"reply record does not fit {name}: {exc!r}")
+        # The reply was whole JSON: asked again, the server sends the same record, so six
+        # attempts only added a quarter of a minute of backoff before the same error.
+        error.retryable = False
+        raise error from exc

@@ -20,6 +20,7 @@ from cc_collect_async import (
     LiveDuration,
     LiveRecord,
     LiveSummary,
+    LiveUserCount,
     MaxParallel,
     Platform,
     VoteRecord,
@@ -77,6 +78,20 @@ def test_beijing_time_is_eight_hours_ahead_of_utc() -> None:
 def test_blank_times_become_none(blank: Any) -> None:
     assert parse_beijing_time(blank) is None
     assert structure({"time": blank, "max_parallel": 3}, MaxParallel).time is None
+
+
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_blank_numbers_become_none(blank: Any) -> None:
+    # One chat record with a blank id made the whole reply a DecodeError.
+    assert structure({"id": blank, "content": "hi"}, ChatRecord).id is None
+    assert structure({"duration": blank}, LiveDuration).duration is None
+    assert structure({"livecount": blank}, LiveUserCount).livecount is None
+
+
+def test_a_number_that_is_prose_is_not_retried() -> None:
+    with pytest.raises(DecodeError) as caught:
+        structure({"id": "seven"}, ChatRecord)
+    assert not caught.value.retryable  # the server would send the same record again
 
 
 def test_garbled_time_is_a_decode_error() -> None:
