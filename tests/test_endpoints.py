@@ -131,7 +131,11 @@ class _Record(Mapping[str, Any]):
     ("name", "record", "key"),
     [
         ("chat", {"id": 7, "content": "hi"}, (7,)),
-        ("access", {"viewerid": "v1", "enter_time": "t", "x": 1}, ("v1", "t")),
+        (
+            "access",
+            {"viewerid": "v1", "enter_time": "t", "x": 1},
+            ("v1", "t", None, None, None, None, None),
+        ),
         ("vote", {"publish_data": {"vote_id": "q9"}, "vote_data": []}, ("q9",)),
         ("vote", {"publish_data": "not an object"}, (None,)),
         ("rollcall", {"roll_call_id": "r", "user_id": 3}, ("r", 3)),

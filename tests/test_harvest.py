@@ -369,6 +369,30 @@ async def test_repeats_are_delivered_once_and_shortfalls_reported() -> None:
     assert report.kinds["rollcall"].duplicates == 1
 
 
+def two_devices_transport() -> httpx.MockTransport:
+    """An access reply with one viewer entering at the same second from two devices, and
+    one record sent twice."""
+    visit = {"viewerid": "v1", "username": "ann", "role": "student"}
+    phone = {**visit, "ip": "10.0.0.1", "platform": "mobile", "enter_time": "2026-11-01 10:00:00"}
+    laptop = {**phone, "ip": "10.0.0.2", "platform": "web"}
+    items = [phone, laptop, dict(laptop)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"result": "OK", "data": items, "error_msg": ""})
+
+    return httpx.MockTransport(handler)
+
+
+async def test_two_stays_of_one_viewer_entering_at_one_second_are_both_kept() -> None:
+    # The access key was (viewerid, enter_time): the second device's stay was dropped as a
+    # repeat. Only a record the same in every field is one now.
+    sink = MemorySink()
+    async with CollectClient("U", "K", base_url="http://x", transport=two_devices_transport()) as c:
+        report = await Harvester(c, lives=[("R", "L")], kinds="access", rate=FAST).run(sink)
+    assert sorted(r["platform"] for _, r in sink.records("access")) == ["mobile", "web"]
+    assert report.kinds["access"].duplicates == 1 and report.complete
+
+
 async def test_a_failing_unit_is_reported_and_the_rest_carry_on() -> None:
     sim = Simulator(SPEC)
     truth = truth_for(sim)

@@ -196,8 +196,8 @@ KIND_TABLES: dict[str, KindTable] = {
 
 def record_key_text(key: Any) -> str:
     """The ``record_key`` column: the harvest's natural key as text. A one-field key is
-    its value (``"12345"`` for chat), several fields a JSON array
-    (``["viewer", "2026-11-01 10:00:00 "]`` for access), exactly as received."""
+    its value (``"12345"`` for chat), several fields a JSON array (``["1", "viewer"]`` for
+    rollcall), exactly as received."""
     if type(key) is str:
         return key
     if type(key) is int:
