@@ -143,8 +143,10 @@ def test_an_interrupted_sync_reports_what_it_committed(
     assert report["units_committed"] > 0
 
 
-def _run(argv: list[str], url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    environ = _env(url)
+def _run(
+    argv: list[str], url: str, capsys: pytest.CaptureFixture[str], **extra: str
+) -> tuple[int, str]:
+    environ = {**_env(url), **extra}
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(environ)
@@ -171,6 +173,7 @@ def test_bad_databases_are_one_line_and_a_distinct_exit_code(
         (f"duckdb:///{text}", 2, "not a DuckDB database"),
         ("mysql://h/db", 2, "unknown database kind"),
         (wrong_password, 4, "password authentication failed"),
+        (wrong_password, 4, "the password goes in the URL, PGPASSWORD or ~/.pgpass"),
         (unreachable, 4, "cannot connect"),
         (f"duckdb:///{tmp_path / 'missing-dir' / 'x.duckdb'}", 4, "does not exist; create it"),
     ):
@@ -181,6 +184,16 @@ def test_bad_databases_are_one_line_and_a_distinct_exit_code(
         assert "not-the-pw-42" not in err and "secret-pw-9" not in err
     assert sim.stats.requests == 0
     assert text.read_text() == "hello\n" * 1000
+
+
+def test_a_bad_database_url_from_the_environment_is_named_as_such(
+    served: tuple[Simulator, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim, url = served
+    libpq = "host=127.0.0.1 dbname=cc password=env-pw-77"
+    code, err = _run(["sync", *WINDOW, "-q"], url, capsys, CC_DATABASE_URL=libpq)
+    assert code == 2 and "CC_DATABASE_URL looks like a libpq key=value string" in err, err
+    assert "env-pw-77" not in err and sim.stats.requests == 0
 
 
 def test_a_full_disk_while_staging_rows_is_one_line_and_exit_4(
@@ -219,10 +232,19 @@ def test_a_complete_sync_and_its_rerun_through_the_command(
     code, err = _run(["sync", "--db", db, *WINDOW, "--rate", "300", "--kinds", "chat"], url, capsys)
     assert code == 0, err
     assert "complete:" in err and "watermark now 2026-11-03 00:00" in err and "cc_chat" in err
+    assert "units already final are skipped as their lives are listed" in err
     sim.reset_stats()
     code, err = _run(["sync", "--db", db, "--until", "2026-11-03"], url, capsys)
     assert code == 0 and "nothing to do" in err
     assert sim.stats.requests == 0
+    # The header said final units were skipped also when --refresh-days fetched them again.
+    argv = ["sync", "--db", db, "--until", "2026-11-03", "--refresh-days", "1", "--kinds", "chat"]
+    code, err = _run(argv, url, capsys)
+    assert code == 0 and sim.stats.requests > 0, err
+    assert "every unit is fetched again (--refresh-days), final or not" in err, err
+    code, err = _run([*argv, "--since", "2026-11-01"], url, capsys)
+    assert code == 0
+    assert "skipped for lives started before 2026-11-02 00:00, fetched again after" in err, err
 
 
 def test_the_demo_syncs_into_a_duckdb_file_and_queries_it(

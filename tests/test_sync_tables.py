@@ -76,6 +76,10 @@ def test_db_urls() -> None:
         assert "hunter2" not in str(caught.value)
     with pytest.raises(DatabaseUsageError):
         parse_target("x.duckdb", "")
+    # A usage error (exit 2) before connecting, not the server's refusal (exit 4) after.
+    with pytest.raises(DatabaseUsageError, match="PostgreSQL's own"):
+        parse_target("postgresql://h/db", "pg_nightly")
+    assert parse_target("duckdb:///x.duckdb", "pg_nightly").schema == "pg_nightly"
 
 
 NOW = datetime(2026, 11, 10, 2, 30, 45, tzinfo=BEIJING)
@@ -115,6 +119,11 @@ def test_a_run_that_did_not_complete_is_resumed_from_its_start() -> None:
     plan = _plan(_state(watermark, None, failed_run), now=NOW)
     assert plan.since == failed_run and plan.advance_to == plan.until
     assert _plan(_state(None, None, failed_run), now=NOW).since == failed_run
+    # ... and the plan says so (the header said "watermark none, oldest unfinished live
+    # none" and started two weeks back without a word why)
+    assert plan.unfinished_from == failed_run
+    given = _plan(_state(watermark, None, failed_run), now=NOW, since=watermark)
+    assert given.unfinished_from is None
 
 
 def test_an_explicit_since_after_the_watermark_leaves_the_watermark_alone() -> None:

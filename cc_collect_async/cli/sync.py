@@ -187,7 +187,10 @@ def sync_options(ns: argparse.Namespace, environ: Mapping[str, str] = os.environ
     try:
         target = parse_target(url, ns.schema)
     except DatabaseUsageError as exc:
-        raise UsageError(str(exc)) from None
+        message = str(exc)
+        if not ns.db and message.startswith("--db"):  # the URL came from the environment
+            message = f"{ENV_DATABASE_URL}{message[len('--db') :]}"
+        raise UsageError(message) from None
     return SyncOptions(
         credentials=credentials_of(ns, environ),
         target=target,
@@ -258,6 +261,24 @@ def _when(moment: datetime | None) -> str:
     return "none" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
+def _unfinished(plan: SyncPlan) -> str:
+    start = plan.unfinished_from
+    return "" if start is None else f", a sync that did not complete started at {_when(start)}"
+
+
+def _skipping(plan: SyncPlan) -> str:
+    """What the header says of final units: skipped, or (``--refresh-days``) fetched again
+    from some time on."""
+    if plan.skip_until >= plan.until:
+        return "units already final are skipped as their lives are listed"
+    if plan.skip_until <= plan.since:
+        return "every unit is fetched again (--refresh-days), final or not"
+    return (
+        f"units already final are skipped for lives started before {_when(plan.skip_until)}, "
+        "fetched again after (--refresh-days)"
+    )
+
+
 async def _sync(
     options: SyncOptions, stderr: TextIO, stdout: TextIO, result: list[SyncReport]
 ) -> ExitCode:
@@ -274,8 +295,8 @@ async def _sync(
                 stderr,
                 f"cc-collect: lives from {_when(plan.since)} to {_when(plan.until)} "
                 f"(Beijing time; watermark {_when(plan.watermark)}, oldest unfinished live "
-                f"{_when(plan.oldest_open)}); kinds {','.join(harvester.kinds)}; "
-                "units already final are skipped as their lives are listed",
+                f"{_when(plan.oldest_open)}{_unfinished(plan)}); kinds "
+                f"{','.join(harvester.kinds)}; " + _skipping(plan),
             )
         view = progress_view(stderr, quiet=quiet, verbose=display.verbose, kinds=harvester.kinds)
         views.append(view)

@@ -44,6 +44,8 @@ class SyncPlan:
     advance_kinds: tuple[str, ...] = ()
     #: The earliest watermark of the kinds synced once the run has completed.
     watermark_after: datetime | None = None
+    #: Where an earlier sync that did not complete started (None: none, or ``since`` given).
+    unfinished_from: datetime | None = None
 
 
 def plan_sync(
@@ -87,4 +89,9 @@ def plan_sync(
         advance_to=end if advancing else None,
         advance_kinds=advancing,
         watermark_after=min(after.values(), default=None),
+        unfinished_from=(
+            as_beijing(state.resume_from)
+            if since is None and state.resume_from is not None
+            else None
+        ),
     )

@@ -165,9 +165,10 @@ class PostgresBackend(Backend):
                 application_name="cc-collect sync",
             )
         except psycopg.Error as exc:
-            raise DatabaseError(
-                f"cannot connect to {self.target.display}: {_first_line(exc)}"
-            ) from None
+            reason = _first_line(exc)
+            if "password" in reason:  # none given, or the wrong one
+                reason += "; the password goes in the URL, PGPASSWORD or ~/.pgpass"
+            raise DatabaseError(f"cannot connect to {self.target.display}: {reason}") from None
 
     def _stage(self) -> None:
         """The session's staging table (gone with the connection)."""

@@ -97,7 +97,12 @@ def parse_target(url: str, schema: str | None = None) -> DatabaseTarget:
             raise DatabaseUsageError(_DUCKDB_URL)
         return DatabaseTarget("duckdb", _file(rest[1:]), _schema(schema, "main"))
     if scheme in ("postgresql", "postgres"):
-        return DatabaseTarget("postgres", text, _schema(schema, "public"))
+        name = _schema(schema, "public")
+        if name.lower().startswith("pg_"):  # PostgreSQL's own: CREATE SCHEMA refuses it
+            raise DatabaseUsageError(
+                f"--schema {name!r}: names starting with pg_ are PostgreSQL's own; pick another"
+            )
+        return DatabaseTarget("postgres", text, name)
     raise DatabaseUsageError(
         f"--db: unknown database kind {scheme!r}; use duckdb:///FILE or postgresql://..."
     )
