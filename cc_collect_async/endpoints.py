@@ -325,17 +325,9 @@ ENDPOINTS: dict[str, Endpoint] = {
             (_ROOM, _LIVE, _p("viewerid")),
             models.AccessRecord,
             many=True,
-            # Every field: one viewer may enter at the same second from two devices, and
-            # the reply holds all records at once, so only an exact repeat is one.
-            key_fields=(
-                "viewerid",
-                "enter_time",
-                "exit_time",
-                "ip",
-                "platform",
-                "role",
-                "username",
-            ),
+            # A stay: one viewer may enter at the same second from two devices (or two tabs of
+            # one), and the reply holds all records at once, so no page overlap repeats one.
+            key_fields=("viewerid", "enter_time", "exit_time", "ip", "platform"),
             summary="viewer enter/exit records of a live (one reply holds all)",
         ),
         Endpoint(

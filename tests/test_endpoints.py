@@ -134,7 +134,7 @@ class _Record(Mapping[str, Any]):
         (
             "access",
             {"viewerid": "v1", "enter_time": "t", "x": 1},
-            ("v1", "t", None, None, None, None, None),
+            ("v1", "t", None, None, None),
         ),
         ("vote", {"publish_data": {"vote_id": "q9"}, "vote_data": []}, ("q9",)),
         ("vote", {"publish_data": "not an object"}, (None,)),

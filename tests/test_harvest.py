@@ -385,7 +385,7 @@ def two_devices_transport() -> httpx.MockTransport:
 
 async def test_two_stays_of_one_viewer_entering_at_one_second_are_both_kept() -> None:
     # The access key was (viewerid, enter_time): the second device's stay was dropped as a
-    # repeat. Only a record the same in every field is one now.
+    # repeat. A stay is now the viewer, both times, the IP and the platform.
     sink = MemorySink()
     async with CollectClient("U", "K", base_url="http://x", transport=two_devices_transport()) as c:
         report = await Harvester(c, lives=[("R", "L")], kinds="access", rate=FAST).run(sink)
