@@ -275,7 +275,9 @@ class Governor:
     ``rate`` is the server's rate if known (a ceiling the governor stays at or below);
     without it the rate starts at ``initial_rate``, opens to a quarter of ``max_in_flight``
     per round trip once the first reply is in, and doubles every round trip until the
-    first "too fast", then finds the limit, never above ``max_rate``. ``endpoint_rates``
+    first "too fast", then finds the limit, never above ``max_rate`` nor below ``floor``
+    (a request a minute: an interface allowed 30 calls a minute, 0.5/s, was held at that
+    pace by a floor of 0.5/s, and every other request was refused). ``endpoint_rates``
     are known per-endpoint limits. ``max_in_flight`` caps requests in flight (the
     concurrency setting). A ``Retry-After`` of ``long_retry_after`` seconds or more means
     the quota is spent. A scope that has been exhausted for ``patience`` seconds without a
@@ -293,7 +295,7 @@ class Governor:
         burst: int = 1,
         initial_rate: float = 10.0,
         max_rate: float = 10_000.0,
-        floor: float = 0.5,
+        floor: float = 1 / 60,
         endpoint_rates: Mapping[str, float] | None = None,
         max_in_flight: int | None = None,
         headroom: float = 1.5,

@@ -166,12 +166,18 @@ async def test_a_per_interface_limit_is_learnt_and_the_rest_keep_their_pace() ->
     assert harvester.rate_limiter.endpoint_rate("vote") == 10_000.0  # max_rate: no pace of its own
 
 
-async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_account() -> None:
+@pytest.mark.parametrize("limit", [1.0, 0.5])
+async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_account(
+    limit: float,
+) -> None:
     # The vendor's sibling API allows 100 calls a minute per interface: chat here at one a
-    # second (burst 1), the account at 100/s, nothing told, the default retry policy (the
-    # command's). Before: refusals blamed on the account cut everyone to 2/s, chat's pace
-    # tripled with every success, and units failed after six refusals in a row.
-    config = SimConfig(latency=0.05, jitter=0.1, rate=100, burst=10, path_rates={CHAT: (1, 1)})
+    # second, or one in two (burst 1), the account at 100/s, nothing told, the default retry
+    # policy (the command's). Before: refusals blamed on the account cut everyone to 2/s,
+    # chat's pace tripled with every success, and units failed after six refusals in a
+    # row; at 0.5/s the governor's floor (then 0.5/s) held chat at its limit, every other
+    # request refused, 18 units failed.
+    path_rates = {CHAT: (limit, 1)}
+    config = SimConfig(latency=0.05, jitter=0.1, rate=100, burst=10, path_rates=path_rates)
     data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
     sim = Simulator(data, config)
     async with CollectClient(
@@ -183,13 +189,15 @@ async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_ac
         duration = anyio.current_time() - started
     assert report.complete and not report.failures
     chats = sim.stats.by_path[CHAT]
-    assert sim.stats.rate_limited <= 0.25 * chats  # mostly while chat's limit is learnt
+    # About 30 while chat's limit is learnt, then several in a hundred (33-51 of 183-201 in
+    # runs on both backends; before: 217 of 360 at 1/s, 143 of 275 at 0.5/s).
+    assert sim.stats.rate_limited <= 30 + 0.15 * chats
     served = chats - sim.stats.rate_limited  # at most what chat's bucket let through
-    assert duration <= served / 1.0 / 0.65  # 0.70-0.87 of it in runs on both backends
+    assert duration <= served / limit / 0.65  # 0.70-0.87 of it in runs on both backends
     governor = harvester.rate_limiter
     assert governor.rate >= 10  # not dragged down with chat (before: 2-5/s)
     chat = governor.endpoint_rate("chat")
-    assert chat is not None and 0.6 <= chat <= 1.2
+    assert chat is not None and 0.6 * limit <= chat <= 1.2 * limit
 
 
 async def test_a_server_answering_every_refusal_with_a_minute_is_refused_twice_at_most() -> None:
