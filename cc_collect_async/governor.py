@@ -428,7 +428,9 @@ class Governor:
             return False
         self.rate_limited += 1
         lane.record(now, refused=True)
-        return self._on_rejection(self._blame(lane, now), permit.sent, now, error.retry_after)
+        long_wait = error.retry_after is not None and error.retry_after >= self.long_retry_after
+        scope = self._blame(lane, now, long_wait)
+        return self._on_rejection(scope, permit.sent, now, error.retry_after)
 
     def _learn_round_trip(self, sample: float) -> None:
         if sample <= 0:
@@ -456,7 +458,7 @@ class Governor:
         if wanted != self._in_flight.total_tokens:
             self._in_flight.total_tokens = max(wanted, 1)
 
-    def _blame(self, lane: _Lane, now: float) -> _Lane:
+    def _blame(self, lane: _Lane, now: float, long_wait: bool = False) -> _Lane:
         """The scope a rejection at ``lane``'s endpoint speaks of: that endpoint alone when
         its replies are refused often (several, and a fair share) while the other
         endpoints are served and refused far less often; else the account. A few refusals spread
@@ -469,7 +471,9 @@ class Governor:
         # evidence: at a limit of a request or two a second, three refusals within the
         # window never come, and each one blamed on the account cut everyone's pace.
         known = lane.limit_seen is not None or lane.told
-        if not known and (refused < _ENDPOINT_REFUSALS or share < _ENDPOINT_SHARE):
+        # Nor one whose refusal asks for a long wait while the others are served: blamed on
+        # the account, it held every endpoint for a minute over one interface's quota.
+        if not (known or long_wait) and (refused < _ENDPOINT_REFUSALS or share < _ENDPOINT_SHARE):
             return self._account
         others_served = others_refused = 0
         for other in self._lanes.values():

@@ -221,6 +221,32 @@ async def test_a_server_answering_every_refusal_with_a_minute_is_refused_twice_a
     assert harvester.rate_limiter.rate < 50
 
 
+async def test_one_interface_s_quota_with_a_long_retry_after_pauses_that_interface_only() -> None:
+    # Chat allows 20 calls, then 2 a second, and each 429 says "Retry-After: 60"; nothing
+    # else is limited. Its first refusals (too few to blame chat on the usual evidence)
+    # paused the whole account for a minute: every other kind sat idle.
+    config = SimConfig(latency=0.05, path_rates={CHAT: (2, 20)}, retry_after=60)
+    data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
+    sim = Simulator(data, config)
+    scopes: set[str] = set()
+
+    async def watch(harvester: Harvester) -> None:
+        while True:
+            await anyio.sleep(0.5)
+            scopes.update(harvester.progress().server_waits)
+
+    async with CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
+    ) as client:
+        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, harvester)
+            report = await harvester.run(MemorySink())
+            tg.cancel_scope.cancel()
+    assert report.complete and not report.failures
+    assert scopes == {"chat"}  # never "" (the whole account)
+
+
 async def test_the_eta_follows_the_kind_an_interface_limit_holds_back() -> None:
     # Chat at 2/s, the rest at the account's 100/s: the other kinds' units finish early,
     # and the common pace of all units said a run of minutes would end in seconds.
