@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 import respx
@@ -296,6 +297,8 @@ def test_the_eta_is_the_later_of_the_common_pace_and_the_slowest_kind() -> None:
         units_total_by_kind={"chat": 60, "vote": 60},
     )
     assert progress.eta == pytest.approx(10.0 / 6 * 54)  # chat's, not 10 / 66 * 54
+    waiting = attrs.evolve(progress, server_waits={"": 120.0})
+    assert waiting.eta == pytest.approx(120.0)  # no sooner than the server lets anything in
 
 
 async def test_once_an_endpoint_has_a_limit_of_its_own_one_refusal_there_is_its_own() -> None:

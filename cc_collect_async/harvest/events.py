@@ -91,10 +91,12 @@ class Progress:
         The kind that finishes last at its own pace so far, if that is later than all
         units at their common pace: an interface the server holds to a request a second
         sets the end of the run, while the other kinds' units finish early and made the
-        common pace promise a quarter of the time."""
+        common pace promise a quarter of the time. Never less than a wait for the server's
+        quota still has to run (it said 0:02 through a minute's wait)."""
         if not self.planning_done or not self.units_done or self.units_total <= self.units_done:
             return None
         left = [self.elapsed / self.units_done * (self.units_total - self.units_done)]
+        left += self.server_waits.values()
         for kind, total in self.units_total_by_kind.items():
             done = self.units_done_by_kind.get(kind, 0)
             if done and total > done:
