@@ -5,7 +5,7 @@ the same loop, so its token buckets, its latency and its stalls are on the same 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -167,6 +167,29 @@ async def test_a_per_interface_limit_is_learnt_and_the_rest_keep_their_pace() ->
     assert harvester.rate_limiter.endpoint_rate("vote") == 10_000.0  # max_rate: no pace of its own
 
 
+async def day_harvest(
+    config: SimConfig,
+    *,
+    lives: int = 150,
+    watch: Callable[[Harvester], Awaitable[None]] | None = None,
+) -> tuple[HarvestReport, float, Harvester, Simulator]:
+    """One day of ``lives`` lives harvested with the command's defaults (retry policy,
+    concurrency, no rate told) against a simulator of ``config``; ``watch`` runs beside."""
+    data = DatasetSpec(lives=lives, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
+    sim = Simulator(data, config)
+    async with CollectClient(
+        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
+    ) as client:
+        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
+        started = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            if watch is not None:
+                tg.start_soon(watch, harvester)
+            report = await harvester.run(MemorySink())
+            tg.cancel_scope.cancel()
+        return report, anyio.current_time() - started, harvester, sim
+
+
 @pytest.mark.parametrize("limit", [1.0, 0.5])
 async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_account(
     limit: float,
@@ -179,15 +202,7 @@ async def test_an_endpoint_at_a_request_a_second_fails_no_unit_and_spares_the_ac
     # request refused, 18 units failed.
     path_rates = {CHAT: (limit, 1)}
     config = SimConfig(latency=0.05, jitter=0.1, rate=100, burst=10, path_rates=path_rates)
-    data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
-    sim = Simulator(data, config)
-    async with CollectClient(
-        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
-    ) as client:
-        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
-        started = anyio.current_time()
-        report = await harvester.run(MemorySink())
-        duration = anyio.current_time() - started
+    report, duration, harvester, sim = await day_harvest(config)
     assert report.complete and not report.failures
     chats = sim.stats.by_path[CHAT]
     # About 30 while chat's limit is learnt, then several in a hundred (33-51 of 183-201 in
@@ -207,15 +222,7 @@ async def test_a_server_answering_every_refusal_with_a_minute_is_refused_twice_a
     # limit seen fell a tenth per refusal), and the pause's burst was refused again at
     # once: 434 s for 15 s of work.
     config = SimConfig(latency=0.02, rate=50, burst=10, retry_after=60)
-    data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
-    sim = Simulator(data, config)
-    async with CollectClient(
-        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
-    ) as client:
-        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
-        started = anyio.current_time()
-        report = await harvester.run(MemorySink())
-        duration = anyio.current_time() - started
+    report, duration, harvester, sim = await day_harvest(config)
     assert report.complete and not report.failures
     work = sim.stats.ok / 50.0
     assert duration <= 2 * 60 + 2 * work  # slow start's refusal, and one more at most
@@ -227,8 +234,6 @@ async def test_one_interface_s_quota_with_a_long_retry_after_pauses_that_interfa
     # else is limited. Its first refusals (too few to blame chat on the usual evidence)
     # paused the whole account for a minute: every other kind sat idle.
     config = SimConfig(latency=0.05, path_rates={CHAT: (2, 20)}, retry_after=60)
-    data = DatasetSpec(lives=150, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
-    sim = Simulator(data, config)
     scopes: set[str] = set()
 
     async def watch(harvester: Harvester) -> None:
@@ -236,14 +241,7 @@ async def test_one_interface_s_quota_with_a_long_retry_after_pauses_that_interfa
             await anyio.sleep(0.5)
             scopes.update(harvester.progress().server_waits)
 
-    async with CollectClient(
-        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
-    ) as client:
-        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, harvester)
-            report = await harvester.run(MemorySink())
-            tg.cancel_scope.cancel()
+    report, *_ = await day_harvest(config, watch=watch)
     assert report.complete and not report.failures
     assert scopes == {"chat"}  # never "" (the whole account)
 
@@ -252,8 +250,6 @@ async def test_the_eta_follows_the_kind_an_interface_limit_holds_back() -> None:
     # Chat at 2/s, the rest at the account's 100/s: the other kinds' units finish early,
     # and the common pace of all units said a run of minutes would end in seconds.
     config = SimConfig(latency=0.05, rate=100, burst=10, path_rates={CHAT: (2, 1)})
-    data = DatasetSpec(lives=100, window_days=1, huge_every=0, window_start=datetime(2026, 11, 1))
-    sim = Simulator(data, config)
     seen: list[Progress] = []
 
     async def watch(harvester: Harvester) -> None:
@@ -261,14 +257,7 @@ async def test_the_eta_follows_the_kind_an_interface_limit_holds_back() -> None:
             await anyio.sleep(1.0)
             seen.append(harvester.progress())
 
-    async with CollectClient(
-        DEMO_USERID, DEMO_API_KEY, base_url="http://sim", transport=sim.transport()
-    ) as client:
-        harvester = Harvester(client, window=Window(datetime(2026, 11, 1), datetime(2026, 11, 2)))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, harvester)
-            report = await harvester.run(MemorySink())
-            tg.cancel_scope.cancel()
+    report, *_ = await day_harvest(config, lives=100, watch=watch)
     assert report.complete
     total = seen[-1].elapsed
     assert total > 40  # chat's pages at 2/s

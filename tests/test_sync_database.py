@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
@@ -773,12 +774,24 @@ def _terminate_syncs(admin_url: str) -> None:
 
 class _Saboteur:
     """A sink in front of the DatabaseSink that kills its PostgreSQL session before the
-    fifth unit's commit, so that commit meets a dead connection."""
+    fifth unit's commit, so that commit meets a dead connection; with ``refused_for``
+    seconds (inf: for good), the database also refuses new connections that long, as a
+    server restarting does."""
 
-    def __init__(self, sink: DatabaseSink, admin_url: str) -> None:
+    def __init__(
+        self, sink: DatabaseSink, admin_url: str, database: str, refused_for: float = 0.0
+    ) -> None:
         self.sink = sink
         self.admin_url = admin_url
+        self.database = database
+        self.refused_for = refused_for
         self.units = 0
+
+    def allow(self, allowed: bool) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS {allowed}')
 
     async def live(self, live: Any) -> None:
         await self.sink.live(live)
@@ -789,56 +802,23 @@ class _Saboteur:
     async def unit_end(self, result: Any) -> None:
         self.units += 1
         if self.units == 5:
+            if self.refused_for:
+                self.allow(False)
             _terminate_syncs(self.admin_url)
+            if 0 < self.refused_for < math.inf:
+                threading.Timer(self.refused_for, self.allow, (True,)).start()
         await self.sink.unit_end(result)
 
     async def close(self, report: Any) -> None:
         await self.sink.close(report)
 
 
-async def test_a_lost_connection_retries_the_commit(postgres_server: PostgresServer) -> None:
-    url = postgres_server.fresh_database()
-    sim = Simulator(SPEC)
-    async with client_for(sim) as client:
-        harvester = Harvester(
-            client, window=Window(SINCE, UNTIL), kinds=["chat", "access"], initial_rate=1000
-        )
-        async with DatabaseSink(url, account=client.userid, group_seconds=0) as sink:
-            report = await harvester.run(_Saboteur(sink, postgres_server.url()))
-    assert report.complete and sink.reconnects == 1
-    assert_matches_truth(url, sim.truth(SINCE, UNTIL), ("chat", "access"))
-
-
-class _Outage(_Saboteur):
-    """Before the fifth unit's commit: the session killed, and the database refusing new
-    connections (a server restarting) until ``back_after`` seconds later, or for good."""
-
-    def __init__(self, sink: DatabaseSink, admin_url: str, database: str, back_after: float):
-        super().__init__(sink, admin_url)
-        self.database = database
-        self.back_after = back_after
-
-    def allow(self, allowed: bool) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS {allowed}')
-
-    async def unit_end(self, result: Any) -> None:
-        self.units += 1
-        if self.units == 5:
-            self.allow(False)
-            _terminate_syncs(self.admin_url)
-            if self.back_after:
-                threading.Timer(self.back_after, self.allow, (True,)).start()
-        await self.sink.unit_end(result)
-
-
-async def test_a_server_refusing_connections_for_seconds_is_waited_for(
-    postgres_server: PostgresServer,
+# 2 s: the first reconnect, refused, left no connection, and the next attempt ran the commit
+# on None: an AttributeError's traceback, exit 1, no metrics file.
+@pytest.mark.parametrize("refused_for", [0.0, 2.0])
+async def test_a_lost_connection_retries_the_commit(
+    postgres_server: PostgresServer, refused_for: float
 ) -> None:
-    # The first reconnect, refused, left no connection, and the next attempt ran the commit
-    # on None: an AttributeError's traceback, exit 1, no metrics file.
     url = postgres_server.fresh_database()
     sim = Simulator(SPEC)
     async with client_for(sim) as client:
@@ -846,8 +826,9 @@ async def test_a_server_refusing_connections_for_seconds_is_waited_for(
             client, window=Window(SINCE, UNTIL), kinds=["chat", "access"], initial_rate=1000
         )
         async with DatabaseSink(url, account=client.userid, group_seconds=0) as sink:
-            outage = _Outage(sink, postgres_server.url(), url.rsplit("/", 1)[1], back_after=2.0)
-            report = await harvester.run(outage)
+            database = url.rsplit("/", 1)[1]
+            saboteur = _Saboteur(sink, postgres_server.url(), database, refused_for)
+            report = await harvester.run(saboteur)
     assert report.complete and sink.reconnects == 1
     assert_matches_truth(url, sim.truth(SINCE, UNTIL), ("chat", "access"))
 
@@ -869,10 +850,10 @@ async def test_a_server_gone_for_good_ends_the_sync_with_one_line(
             )
             with pytest.raises(DatabaseError) as caught:
                 async with DatabaseSink(url, account=client.userid, group_seconds=0) as sink:
-                    outage = _Outage(sink, postgres_server.url(), database, back_after=0.0)
-                    await harvester.run(outage)
+                    saboteur = _Saboteur(sink, postgres_server.url(), database, math.inf)
+                    await harvester.run(saboteur)
     finally:
-        outage.allow(True)
+        saboteur.allow(True)
     message = str(caught.value)
     assert "connection lost while committing, and 9 attempts over" in message
     assert "\n" not in message and PASSWORD not in message
