@@ -430,7 +430,7 @@ class Governor:
         lane.record(now, refused=True)
         long_wait = error.retry_after is not None and error.retry_after >= self.long_retry_after
         scope = self._blame(lane, now, long_wait)
-        return self._on_rejection(scope, permit.sent, now, error.retry_after)
+        return self._on_rejection(scope, permit.sent, now, error.retry_after, long_wait)
 
     def _learn_round_trip(self, sample: float) -> None:
         if sample <= 0:
@@ -553,25 +553,19 @@ class Governor:
             self._resize()
 
     def _on_rejection(
-        self, lane: _Lane, sent: float, now: float, retry_after: float | None
+        self,
+        lane: _Lane,
+        sent: float,
+        now: float,
+        retry_after: float | None,
+        long_wait: bool,
     ) -> bool:
         if sent < lane.cut_at:
             # Sent before the last cut (or pause): an echo of the old pace, no news.
             return self._excused(lane, now)
         lane.refused_in_row += 1
         persisting = lane.refused_in_row >= _PERSISTING
-        long_wait = retry_after is not None and retry_after >= self.long_retry_after
-        refused_at = lane.rate
-        self._cut(lane, now)
-        if long_wait and lane.limit_seen is not None:
-            # The pace that was refused is over the limit, whatever got through before (a
-            # pause's burst, mostly), and at a minute per refusal one more costs more than
-            # any probe gains: the limit seen goes well under that pace.
-            lane.costly = True
-            lane.limit_seen = _DECREASE * min(lane.limit_seen, refused_at)
-            lane.set_rate(lane.limit_seen * _DECREASE, self.floor)
-            if lane is self._account:
-                self._resize()
+        self._cut(lane, now, costly=long_wait)
         if long_wait or persisting:
             seconds = retry_after if retry_after else lane.backoff
             lane.backoff = min(2 * lane.backoff, _MAX_BACKOFF)
@@ -587,7 +581,8 @@ class Governor:
         since = lane.exhausted_since
         return since is not None and now - since < self.patience
 
-    def _cut(self, lane: _Lane, now: float) -> None:
+    def _cut(self, lane: _Lane, now: float, *, costly: bool = False) -> None:
+        refused_at = lane.rate
         if lane is self._account and lane.limit_seen is None and not lane.told:
             # Slow start overshoots: the rate doubled in the round trip the news took, and
             # the server's burst hid the first excess. For now, what got through lately;
@@ -616,6 +611,12 @@ class Governor:
             if lane is self._account and lane.limit_seen is not None:
                 seen = max(seen, _LOWER_AT_MOST * lane.limit_seen)
             lane.limit_seen = seen
+        if costly:
+            # The pace that was refused is over the limit, whatever got through before (a
+            # pause's burst, mostly), and at a minute per refusal one more costs more than
+            # any probe gains: the limit seen goes well under that pace.
+            lane.costly = True
+            lane.limit_seen = _DECREASE * min(lane.limit_seen, refused_at)
         lane.set_rate(lane.limit_seen * _DECREASE, self.floor)
         lane.cut_at = now
         lane.last_change = now

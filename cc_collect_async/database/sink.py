@@ -362,6 +362,7 @@ class DatabaseSink:
         backend = self.backend
         assert backend is not None
         wait = _FIRST_WAIT
+        waited = 0.0
         attempt = 0
         broken = False
         while True:
@@ -382,17 +383,13 @@ class DatabaseSink:
                 if attempt == _ATTEMPTS:
                     raise DatabaseError(
                         f"{backend.target.display}: connection lost while {doing}, and "
-                        f"{attempt} attempts over {self._waited(attempt):.0f} s did not get "
+                        f"{attempt} attempts over {waited:.0f} s did not get "
                         f"it back ({exc}); the units not committed are fetched again by the "
                         "next sync"
                     ) from None
             await anyio.sleep(wait)
+            waited += wait
             wait = min(wait * 2, _LONGEST_WAIT)
-
-    @staticmethod
-    def _waited(attempts: int) -> float:
-        """Seconds waited between ``attempts`` attempts."""
-        return sum(min(_FIRST_WAIT * 2.0**n, _LONGEST_WAIT) for n in range(attempts - 1))
 
     # -- rows -----------------------------------------------------------------------------
 
