@@ -257,12 +257,14 @@ def test_duckdb_bookkeeping_of_a_long_history_stays_within_its_memory_limit(
     try:
         for first in range(0, 45_000, 3_000):  # 45,000 lives, 225,000 units
             backend.commit(_bookkeeping(first, 3_000, seen))
+        assert backend.memory_bytes == duckdb_backend._MEMORY_BYTES  # never raised
     finally:
         backend.close()
     backend = open_backend(parse_target(url), DEMO_USERID)  # the next night's sync
     later = seen + timedelta(days=1)
     try:
         backend.commit(_bookkeeping(44_000, 2_000, later))  # 1,000 lives seen again
+        assert backend.memory_bytes == duckdb_backend._MEMORY_BYTES
     finally:
         backend.close()
     assert rows(url, "SELECT count(*), count(DISTINCT liveid) FROM cc_lives") == [(46_000, 46_000)]
@@ -372,6 +374,7 @@ def test_duckdb_loads_a_group_of_large_records_within_its_memory_limit(
     try:
         backend.commit(group)
         assert backend.execute(f"SELECT count(*) FROM {table.name}") == [(records,)]
+        assert backend.memory_bytes == duckdb_backend._MEMORY_BYTES  # never raised
     finally:
         backend.close()
 
@@ -379,7 +382,7 @@ def test_duckdb_loads_a_group_of_large_records_within_its_memory_limit(
 def test_duckdb_gives_a_record_of_megabytes_more_memory_for_its_statement_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A 5 MB record needs about 64 MB of DuckDB's memory; the sync keeps 24 MB otherwise.
+    # A 5 MB record needs about 64 MB of DuckDB's memory; the sync keeps 16 MB otherwise.
     backend = open_backend(parse_target(f"duckdb:///{tmp_path / 'cc.duckdb'}"), DEMO_USERID)
     chat = KIND_TABLES["chat"]
     huge = {"id": 1, "username": "u", "content": "x" * 5_000_000}
@@ -398,6 +401,65 @@ def test_duckdb_gives_a_record_of_megabytes_more_memory_for_its_statement_only(
         assert backend.execute(limit) == before
     finally:
         backend.close()
+
+
+_TIGHT = DatasetSpec(lives=30, rooms=3, huge_every=0, chat_per_live=2_000)
+_TIGHT_UNTIL = _TIGHT.window_start + timedelta(days=_TIGHT.window_days)
+
+
+async def test_duckdb_gives_a_group_that_runs_out_of_memory_more_and_commits_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 4 MB DuckDB runs out of memory in statements, and at COMMIT (a TransactionException
+    # there): each group runs again, whole, with twice the memory.
+    monkeypatch.setattr(duckdb_backend, "_MEMORY_BYTES", 4_000_000)
+    monkeypatch.setattr(duckdb_backend, "_MEMORY_CEILING", 64_000_000)
+    sim = Simulator(_TIGHT)
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    limits: list[int] = []
+    commit = duckdb_backend.DuckDBBackend.commit
+
+    def watched(backend: duckdb_backend.DuckDBBackend, group: Group) -> None:
+        commit(backend, group)
+        limits.append(backend.memory_bytes)
+
+    monkeypatch.setattr(duckdb_backend.DuckDBBackend, "commit", watched)
+    async with client_for(sim) as client:
+        report = await sync(
+            client,
+            database,
+            since=_TIGHT.window_start,
+            until=_TIGHT_UNTIL,
+            kinds=ALL_KINDS,
+            harvest_options=FAST,
+        )
+    assert report.complete
+    assert_matches_truth(database, sim.truth(_TIGHT.window_start, _TIGHT_UNTIL), ALL_KINDS)
+    assert 4_000_000 < max(limits) <= 64_000_000
+    assert limits == sorted(limits)  # kept for the rest of the sync
+
+
+async def test_duckdb_out_of_memory_at_its_ceiling_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(duckdb_backend, "_MEMORY_BYTES", 4_000_000)
+    monkeypatch.setattr(duckdb_backend, "_MEMORY_CEILING", 4_000_000)
+    sim = Simulator(_TIGHT)
+    database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
+    async with client_for(sim) as client:
+        with pytest.raises(DatabaseError) as caught:
+            await sync(
+                client,
+                database,
+                since=_TIGHT.window_start,
+                until=_TIGHT_UNTIL,
+                kinds=ALL_KINDS,
+                harvest_options=FAST,
+            )
+    message = str(caught.value)
+    assert "allocate" in message and "memory at 4 MB, the most" in message
+    assert "\n" not in message
+    assert rows(database, "SELECT count(*) FROM cc_runs WHERE complete") == [(0,)]
 
 
 def _chat(records: int) -> list[dict[str, Any]]:

@@ -65,7 +65,7 @@ def test_duckdb_spills_beside_the_file_not_into_the_working_directory(
     monkeypatch.chdir(work)
     backend = open_backend(parse_target(f"duckdb:///{data / 'cc.duckdb'}"), "acct")
     try:
-        # A sort of more than the sync's 24 MB of DuckDB's memory: it spills.
+        # A sort of more than the sync's 16 MB of DuckDB's memory: it spills.
         spilled = "SELECT count(*) FROM (SELECT i FROM range(4000000) AS r(i) ORDER BY hash(i))"
         assert backend.execute(spilled) == [(4_000_000,)]
         assert os.listdir(work) == []

@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 
 from ..json_codec import dumps
-from .backend import KEYS, Backend
+from .backend import KEYS, Backend, Group
 from .ddl import COLUMN_TYPES, COLUMNS, DUCKDB, HISTORY, quote
 from .errors import (
     DatabaseBusyError,
@@ -138,18 +138,33 @@ def _insert_typed(target: str, table: KindTable, source: str) -> str:
     )
 
 
-#: DuckDB's memory (see _config), and what one statement gets per staged byte where that
-#: needs more: a statement of one record of 2 MB needed 32 MB, of 20 MB 256 MB, of 4 MB of
-#: brainstorms 75 MB (see _LOAD_BYTES).
-_MEMORY_BYTES = 24_000_000
+#: DuckDB's memory at the start of a sync (see _config), and what one statement gets per
+#: staged byte where that needs more: a statement of one record of 2 MB needed 32 MB, of
+#: 20 MB 256 MB, of 4 MB of brainstorms 75 MB (see _LOAD_BYTES).
+_MEMORY_BYTES = 16_000_000
 _MEMORY_PER_STAGED_BYTE = 24
+
+#: The most DuckDB's memory is raised to for a group or a lookup that keeps running out of
+#: it (see DuckDBBackend.commit): four doublings of the start.
+_MEMORY_CEILING = 16 * _MEMORY_BYTES
+
+
+#: How DuckDB words running out of its memory: an ``OutOfMemoryException``, or at COMMIT a
+#: ``TransactionException`` ("Failed to commit: could not allocate block ...").
+_OUT_OF_MEMORY = ("out of memory", "could not allocate", "failed to allocate", "failed to pin")
+
+
+class _OutOfMemoryError(DatabaseError):
+    """DuckDB ran out of the memory it is allowed for a statement or a commit."""
 
 
 def _config() -> dict[str, Any]:
     """DuckDB's own memory kept small (it would take 80% of RAM for its cache) and one
     thread: a sync's database work is small steps, and the other core fetches. Measured
-    (benchmarks/sync_memory.py): a million records' peak RSS 163 MB with 24 MB here, 254 MB
-    with DuckDB's defaults.
+    (benchmarks/sync_memory.py): a million records' peak RSS 254 MB with DuckDB's defaults,
+    151-154 MB with 24 MB here, 147-149 MB with 16 MB. At 16 MB a sync now and then runs out
+    (in an earlier round, one run of two of the million; at 12 MB every run): the group that
+    did runs again with more (DuckDBBackend.commit).
 
     Join filter pushdown is off: for a semi join against a short list (``liveid IN (SELECT
     unnest(?))``, and the deletes of stored rows) and for ``ON CONFLICT`` it reserved about
@@ -161,8 +176,7 @@ def _config() -> dict[str, Any]:
     default row groups (before _ROW_GROUP_ROWS), after 64 MB a million records cost 10-15%
     less CPU (each checkpoint rewrites the last, partly filled row groups), but more memory
     is pinned between checkpoints: at a 16 MB limit a sync of 185,765 records then ran out
-    of memory where 16 MB of log did not, and the margin that leaves at 24 MB is not
-    known."""
+    of memory where 16 MB of log did not."""
     return {
         "memory_limit": f"{_MEMORY_BYTES}B",
         "threads": 1,
@@ -225,6 +239,9 @@ class DuckDBBackend(Backend):
         self._connection: Any = None
         self._duckdb = _duckdb()
         self._scratch_dir: str | None = None
+        #: DuckDB's memory limit: raised for the rest of the sync when a group needs more.
+        self.memory_bytes = _MEMORY_BYTES
+        self._in_transaction = False
 
     # -- connection -----------------------------------------------------------------------
 
@@ -318,30 +335,69 @@ class DuckDBBackend(Backend):
         try:
             yield
         except self._duckdb.Error as exc:
-            raise DatabaseError(f"{self.target.display}: {_one_line(exc)}") from None
+            text = _one_line(exc)
+            lowered = text.lower()
+            out_of_memory = any(sign in lowered for sign in _OUT_OF_MEMORY)
+            kind = _OutOfMemoryError if out_of_memory else DatabaseError
+            raise kind(f"{self.target.display}: {text}") from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._errors():
-            cursor = self._connection.execute(sql, list(params))
+        """One statement; outside a transaction, run again with more memory if it ran out
+        (inside one, the transaction is what runs again: see commit)."""
+        while True:
             try:
-                rows: list[tuple[Any, ...]] = cursor.fetchall()
-            except self._duckdb.InvalidInputError:  # a statement without a result
-                rows = []
-            return rows
+                with self._errors():
+                    cursor = self._connection.execute(sql, list(params))
+                    try:
+                        rows: list[tuple[Any, ...]] = cursor.fetchall()
+                    except self._duckdb.InvalidInputError:  # a statement without a result
+                        rows = []
+                    return rows
+            except _OutOfMemoryError as exc:
+                if self._in_transaction:
+                    raise
+                self._more_memory(exc)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._errors():
             self._connection.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield
-        except BaseException:
             with self._errors():
+                self._connection.execute("COMMIT")
+        except BaseException:
+            # A COMMIT that failed has ended the transaction already.
+            with contextlib.suppress(self._duckdb.Error):
                 self._connection.execute("ROLLBACK")
-                self._connection.execute(f"SET memory_limit = '{_MEMORY_BYTES}B'")
+            with self._errors():
+                self._connection.execute(f"SET memory_limit = '{self.memory_bytes}B'")
             raise
+        finally:
+            self._in_transaction = False
+
+    def commit(self, group: Group) -> None:
+        """The group's transaction (see Backend.commit), run again with more memory while it
+        runs out of DuckDB's: safe, since a group replaces whole units."""
+        while True:
+            try:
+                super().commit(group)
+                return
+            except _OutOfMemoryError as exc:
+                self._more_memory(exc)
+
+    def _more_memory(self, exc: _OutOfMemoryError) -> None:
+        """Twice DuckDB's memory, for the rest of the sync (the data that needed it is likely
+        to come again), up to _MEMORY_CEILING; past that, ``exc`` as a DatabaseError."""
+        if self.memory_bytes >= _MEMORY_CEILING:
+            raise DatabaseError(
+                f"{exc} (with DuckDB's memory at {self.memory_bytes // 1_000_000} MB, the "
+                "most a sync gives it)"
+            ) from None
+        self.memory_bytes = min(2 * self.memory_bytes, _MEMORY_CEILING)
         with self._errors():
-            self._connection.execute("COMMIT")
+            self._connection.execute(f"SET memory_limit = '{self.memory_bytes}B'")
 
     def table_names(self) -> set[str]:
         rows = self.execute(
@@ -377,12 +433,12 @@ class DuckDBBackend(Backend):
         or more does (a vote's replies can make a record of megabytes; in_parts takes a
         record longer than _LOAD_BYTES whole)."""
         needed = size * _MEMORY_PER_STAGED_BYTE
-        if needed <= _MEMORY_BYTES:
+        if needed <= self.memory_bytes:
             yield
             return
         self.execute(f"SET memory_limit = '{needed}B'")
         yield  # a statement that fails aborts the transaction: its rollback lowers it
-        self.execute(f"SET memory_limit = '{_MEMORY_BYTES}B'")
+        self.execute(f"SET memory_limit = '{self.memory_bytes}B'")
 
     def _stage(self, path: str, rows: list[memoryview]) -> None:
         try:
