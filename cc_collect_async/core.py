@@ -318,7 +318,8 @@ class Requester:
                 spent += self._monotonic() - sent
                 if hooks is not None:
                     self._observe(hooks, endpoint, verb, attempt, began, sent, status, exc)
-                waited = self._settled(permit, exc)
+                # A spent quota's wait is excused only by a policy that waits quotas out.
+                waited = self._settled(permit, exc) and self.retry.wait_out_quotas
                 counted += not waited
                 delay = self.retry.delay(max(counted, 1), exc.retry_after, rand=self._rand)
                 if waited:  # time spent waiting for the server's quota is not time failing
@@ -435,4 +436,6 @@ class Requester:
         another failure. True when the attempt only waited for a spent quota."""
         if isinstance(error, RateLimitedError):
             self.stats.rate_limited += 1
-        return permit.settle(error) if permit is not None else False
+        if permit is None:
+            return False
+        return permit.settle(error, max_retry_after=self.retry.max_retry_after)

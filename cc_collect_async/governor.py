@@ -228,16 +228,24 @@ class Permit:
             if self._governor is not None:
                 self._governor._in_flight.release_on_behalf_of(self._token)
 
-    def settle(self, error: CollectError | None) -> bool:
+    def settle(self, error: CollectError | None, *, max_retry_after: float = math.inf) -> bool:
         """Say how the attempt ended (None: a success). True when the server turned it away
-        while its quota is spent: the attempt waited, it did not fail, and costs nothing."""
+        while its quota is spent: the attempt waited, it did not fail, and costs nothing.
+
+        A ``Retry-After`` counts for at most ``max_retry_after`` (the caller's policy): a
+        page view that honours a second of it must not be paused for the minute it says."""
         self.release()
+        retry_after = None
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            retry_after = min(error.retry_after, max_retry_after)
         for limiter in self._limiters:
             if error is None:
                 limiter.on_success()
             elif isinstance(error, RateLimitedError):
-                limiter.on_rate_limited(error.retry_after)
-        return self._governor._settle(self, error) if self._governor is not None else False
+                limiter.on_rate_limited(retry_after)
+        if self._governor is None:
+            return False
+        return self._governor._settle(self, error, retry_after)
 
 
 class RequestGate:
@@ -414,7 +422,9 @@ class Governor:
             in_flight.release_on_behalf_of(token)
         return Permit(endpoint, now - started, now, governor=self, token=token, limiters=limiters)
 
-    def _settle(self, permit: Permit, error: CollectError | None) -> bool:
+    def _settle(
+        self, permit: Permit, error: CollectError | None, retry_after: float | None
+    ) -> bool:
         now = anyio.current_time()
         if error is None or error.status is not None:  # a reply: its round trip counts
             self._learn_round_trip(now - permit.sent)
@@ -428,9 +438,9 @@ class Governor:
             return False
         self.rate_limited += 1
         lane.record(now, refused=True)
-        long_wait = error.retry_after is not None and error.retry_after >= self.long_retry_after
+        long_wait = retry_after is not None and retry_after >= self.long_retry_after
         scope = self._blame(lane, now, long_wait)
-        return self._on_rejection(scope, permit.sent, now, error.retry_after, long_wait)
+        return self._on_rejection(scope, permit.sent, now, retry_after, long_wait)
 
     def _learn_round_trip(self, sample: float) -> None:
         if sample <= 0:

@@ -19,8 +19,13 @@ class RetryPolicy:
 
     ``max_elapsed`` also bounds each attempt: one is given at most what the attempts and
     backoffs before it left of it (and never more than the client's ``timeout``), so a
-    stalled reply cannot hold a call past it. Time spent waiting for the rate limit or for
-    a spent quota is not counted against an attempt.
+    stalled reply cannot hold a call past it. Time spent waiting for the rate limit is not
+    counted against an attempt. ``max_retry_after`` also bounds how long the rate limiter
+    pauses on this call's refusal.
+
+    ``wait_out_quotas``: a refusal while the server's quota is spent (the governor waits it
+    out) costs neither an attempt nor time, so a harvest outlasts a per-minute quota; a call
+    someone waits on (``interactive()``) counts it like any failure and gives up in time.
     """
 
     max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))
@@ -30,6 +35,7 @@ class RetryPolicy:
     #: Fraction of each backoff that is randomised, so many clients do not retry in step.
     jitter: float = 0.25
     max_retry_after: float = 60.0
+    wait_out_quotas: bool = True
 
     def delay(
         self, attempt: int, retry_after: float | None = None, *, rand: random.Random | None = None
@@ -56,6 +62,7 @@ class RetryPolicy:
             initial_backoff=0.2,
             max_backoff=1.0,
             max_retry_after=1.0,
+            wait_out_quotas=False,
         )
 
     @classmethod

@@ -4,12 +4,23 @@ defaults would hold it for minutes."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
 
-from cc_collect_async import CollectClient, RateLimitedError, RetryPolicy, ServerError
+from cc_collect_async import (
+    AdaptiveRateLimiter,
+    CollectClient,
+    Governor,
+    RateLimitedError,
+    RateLimiter,
+    RetryPolicy,
+    ServerError,
+)
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -44,3 +55,45 @@ def test_the_nightly_defaults_are_much_longer() -> None:
     assert interactive.max_attempts < nightly.max_attempts
     assert interactive.max_elapsed * 10 < nightly.max_elapsed
     assert interactive.max_retry_after * 10 < nightly.max_retry_after
+
+
+# -- a page view and the account's pace ---------------------------------------------------------
+#
+# On virtual time: a call that waited out a minute would take a minute of it, not of the test's.
+
+
+@pytest.fixture
+def anyio_backend(virtual_anyio_backend: tuple[str, Any]) -> tuple[str, Any]:
+    return virtual_anyio_backend
+
+
+def _limiters() -> dict[str, Callable[[], RateLimiter | Governor]]:
+    return {
+        "RateLimiter": lambda: RateLimiter(5.0),
+        "AdaptiveRateLimiter": lambda: AdaptiveRateLimiter(initial=5.0),
+        "Governor": lambda: Governor(5.0),
+    }
+
+
+@pytest.mark.parametrize("limiter", sorted(_limiters()))
+async def test_a_page_view_behind_a_limiter_gives_up_within_its_seconds(limiter: str) -> None:
+    # The vendor allows one call and then says "come back in a minute" to everything. The
+    # limiter hears it for the account, but the page view honours 1 s of it, 4 s in all.
+    sim = Simulator(DatasetSpec(lives=3), SimConfig(rate=1 / 120, burst=1, retry_after=60))
+    policy = RetryPolicy.interactive()
+    async with CollectClient(
+        DEMO_USERID,
+        DEMO_API_KEY,
+        base_url="http://sim",
+        transport=sim.transport(),
+        retry=policy,
+        rate_limiter=_limiters()[limiter](),
+    ) as client:
+        live = sim.dataset.lives()[0]
+        await client.summary(live.roomid, live.liveid)  # the one the quota allows
+        for _ in range(3):  # page views, one after the other
+            started = anyio.current_time()
+            with pytest.raises(RateLimitedError):
+                await client.summary(live.roomid, live.liveid)
+            # Not the minute: the limiter's pace (its cut rate) is not counted in the 4 s.
+            assert anyio.current_time() - started <= 2 * policy.max_elapsed
