@@ -150,6 +150,14 @@ def _fail_error(message: str) -> type[CollectError]:
     return InvalidRequestError
 
 
+def _error_type(exc: BaseException) -> str:
+    """An exception's name as the hooks report it; a cancellation by one name on every
+    event loop (asyncio's ``CancelledError``, trio's ``Cancelled``)."""
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "Cancelled"
+    return type(exc).__name__
+
+
 def _retry_after(response: ReplyLike) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
@@ -299,51 +307,68 @@ class Requester:
         counted = 0  # attempts that failed (an attempt turned away by a spent quota waited)
         excused = 0.0  # seconds spent waiting out a spent quota
         spent = 0.0  # seconds on the wire and backing off: what an attempt's deadline leaves
-        while True:
-            attempt += 1
-            status: int | None = None
-            began = sent = started if hooks is None else self._monotonic()
-            permit: Permit | None = None
-            try:
-                async with self._admitted(endpoint) as permit:
-                    sent = self._monotonic()  # an attempt's own time starts here
-                    # The policy's time in all bounds an attempt too: a page view given 4 s
-                    # must not wait out the transport's minute for one stalled reply.
-                    budget = self.retry.max_elapsed - spent
-                    reply = await self._send(endpoint, wire, verb, budget)
-                status = reply.status_code
-                result = read(classify_reply(reply))
-            except CollectError as exc:
-                exc.locate(endpoint.name, wire, attempt, status)
-                spent += self._monotonic() - sent
-                if hooks is not None:
-                    self._observe(hooks, endpoint, verb, attempt, began, sent, status, exc)
-                # A spent quota's wait is excused only by a policy that waits quotas out.
-                waited = self._settled(permit, exc) and self.retry.wait_out_quotas
-                counted += not waited
-                delay = self.retry.delay(max(counted, 1), exc.retry_after, rand=self._rand)
-                if waited:  # time spent waiting for the server's quota is not time failing
-                    excused += delay + (permit.waited if permit is not None else 0.0)
-                else:
-                    spent += delay
-                elapsed = self._monotonic() - started - excused
-                out_of_time = elapsed + delay > self.retry.max_elapsed
-                if not exc.retryable or counted >= self.retry.max_attempts or out_of_time:
-                    self.stats.failures += 1
-                    # The error's text names the endpoint and status: said once per line.
-                    logger.warning("failed after %d attempt(s): %s", attempt, exc)
+        made = 0  # attempts that got past the gate onto the wire
+        unreported = False  # one of them whose end the hooks have not heard
+        try:
+            while True:
+                attempt += 1
+                status: int | None = None
+                began = sent = started if hooks is None else self._monotonic()
+                permit: Permit | None = None
+                try:
+                    async with self._admitted(endpoint) as permit:
+                        sent = self._monotonic()  # an attempt's own time starts here
+                        made += 1
+                        unreported = True
+                        # The policy's time in all bounds an attempt too: a page view given 4 s
+                        # must not wait out the transport's minute for one stalled reply.
+                        budget = self.retry.max_elapsed - spent
+                        reply = await self._send(endpoint, wire, verb, budget)
+                    status = reply.status_code
+                    result = read(classify_reply(reply))
+                except CollectError as exc:
+                    exc.locate(endpoint.name, wire, attempt, status)
+                    spent += self._monotonic() - sent
+                    unreported = False
+                    error = type(exc).__name__
                     if hooks is not None:
-                        self._observe_call(hooks, endpoint, attempt, started, type(exc).__name__)
-                    raise
-                self.stats.retries += 1
-                logger.info("attempt %d failed: %s; retrying in %.2fs", attempt, exc, delay)
-                await self._sleep(delay)
-                continue
-            if hooks is not None:
-                self._observe(hooks, endpoint, verb, attempt, began, sent, status, None)
-                self._observe_call(hooks, endpoint, attempt, started, "ok")
-            self._settled(permit, None)
-            return result
+                        self._observe(hooks, endpoint, verb, attempt, began, sent, status, error)
+                    # A spent quota's wait is excused only by a policy that waits quotas out.
+                    waited = self._settled(permit, exc) and self.retry.wait_out_quotas
+                    counted += not waited
+                    delay = self.retry.delay(max(counted, 1), exc.retry_after, rand=self._rand)
+                    if waited:  # time spent waiting for the server's quota is not time failing
+                        excused += delay + (permit.waited if permit is not None else 0.0)
+                    else:
+                        spent += delay
+                    elapsed = self._monotonic() - started - excused
+                    out_of_time = elapsed + delay > self.retry.max_elapsed
+                    if not exc.retryable or counted >= self.retry.max_attempts or out_of_time:
+                        self.stats.failures += 1
+                        # The error's text names the endpoint and status: said once per line.
+                        logger.warning("failed after %d attempt(s): %s", attempt, exc)
+                        if hooks is not None:
+                            self._observe_call(hooks, endpoint, attempt, started, error)
+                        raise
+                    self.stats.retries += 1
+                    logger.info("attempt %d failed: %s; retrying in %.2fs", attempt, exc, delay)
+                    await self._sleep(delay)
+                    continue
+                unreported = False
+                if hooks is not None:
+                    self._observe(hooks, endpoint, verb, attempt, began, sent, status, None)
+                    self._observe_call(hooks, endpoint, attempt, started, "ok")
+                self._settled(permit, None)
+                return result
+        except BaseException as exc:
+            if hooks is not None and not isinstance(exc, CollectError):
+                # Cancelled (the visitor went away) or not ours: the attempt on the wire was
+                # still made, and the vendor counted it.
+                name = _error_type(exc)
+                if unreported:
+                    self._observe(hooks, endpoint, verb, attempt, began, sent, status, name)
+                self._observe_call(hooks, endpoint, made, started, name)
+            raise
 
     def _observe(
         self,
@@ -354,7 +379,7 @@ class Requester:
         began: float,
         sent: float,
         status: int | None,
-        error: CollectError | None,
+        error_type: str | None,
     ) -> None:
         hooks.on_attempt(
             AttemptEvent(
@@ -365,7 +390,7 @@ class Requester:
                 server_port=self._server[1],
                 attempt=attempt,
                 status=status,
-                error_type=None if error is None else type(error).__name__,
+                error_type=error_type,
                 duration=self._monotonic() - sent,
                 limiter_wait=sent - began,
             )

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -83,6 +84,29 @@ async def test_a_failed_call_and_a_transport_error_are_reported(
     call = recorder.events[-1]
     assert isinstance(call, CallEvent)
     assert (call.endpoint, call.attempts, call.outcome) == ("summary", 2, "TransportError")
+
+
+async def test_a_call_cancelled_on_the_wire_is_reported(
+    router: respx.Router, make_client: Callable[..., CollectClient]
+) -> None:
+    # A visitor who leaves cancels the call: the vendor still counted the attempt, and a
+    # dashboard of attempts and calls must say so (by one name on asyncio and trio).
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    router.get(GATHER).mock(side_effect=[httpx.Response(503), hang])
+    recorder = Recorder()
+    async with make_client(instrumentation=recorder) as client:
+        with anyio.move_on_after(0.2):
+            await client.summary("R1", "L1")
+    first, second, call = recorder.events
+    assert isinstance(first, AttemptEvent) and isinstance(second, AttemptEvent)
+    assert (first.attempt, first.error_type) == (1, "ServerError")
+    assert (second.attempt, second.status, second.error_type) == (2, None, "Cancelled")
+    assert isinstance(call, CallEvent)
+    assert (call.attempts, call.outcome) == (2, "Cancelled")
+    assert client.stats.requests == 2
 
 
 async def test_a_hook_that_raises_is_logged_once_and_ignored(
