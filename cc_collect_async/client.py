@@ -17,6 +17,7 @@ from .cache import CacheUse, ResponseCache
 from .converter import structure
 from .core import DEFAULT_BASE_URL, ApiKey, CallStats, Reader, Requester, Sleep
 from .endpoints import Endpoint, PageStyle, RawPage, endpoint, read_object, read_records
+from .errors import CollectError
 from .governor import Governor
 from .instrumentation import Instrumentation, as_instrumentation
 from .pagination import Page, Paginated, typed_page
@@ -331,8 +332,14 @@ class CollectClient:
         )
         envelope = await store.fetch(key, fetch, use=cache, instrumentation=self.instrumentation)
         # This caller's own fetch has read the envelope already; a shared or stored one is
-        # read here.
-        return read_here[-1] if read_here else read(envelope)
+        # read here, and what it finds garbled is said of this call, made in no attempt.
+        if read_here:
+            return read_here[-1]
+        try:
+            return read(envelope)
+        except CollectError as exc:
+            exc.locate(ep.name, wire, 0)
+            raise
 
     async def _page(
         self,

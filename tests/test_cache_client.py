@@ -5,13 +5,16 @@ from listings make entries last, and the harvest never touches the cache."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import anyio
+import httpx
 import pytest
+import respx
+from conftest import USERID
 
-from cc_collect_async import AuthError, CollectClient, ResponseCache
+from cc_collect_async import AuthError, CollectClient, DecodeError, ResponseCache
 from cc_collect_async.harvest import Harvester, MemorySink, Window
 from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator, serve
 
@@ -144,3 +147,20 @@ async def test_the_harvest_never_uses_the_cache(sim: Simulator, sim_url: str) ->
     assert harvester.report.records == len(sim.truth().keys["chat"]) > 0
     stats = cache.stats()
     assert (stats.entries, stats.misses, stats.hits, stats.bypassed) == (0, 0, 0, 0)
+
+
+async def test_a_stored_reply_that_does_not_fit_its_model_says_where(
+    router: respx.Router, make_client: Callable[..., CollectClient]
+) -> None:
+    # client.call() stores the reply as received; the typed call reads it from the cache
+    # and must raise a DecodeError that names its endpoint like one from the wire.
+    bad = {"result": "OK", "data": {"liveid": "L1", "roomid": "R1", "usercount": "lots"}}
+    route = router.get("/collect/live/gather").mock(return_value=httpx.Response(200, json=bad))
+    async with make_client(cache=ResponseCache()) as client:
+        await client.call("summary", roomid="R1", liveid="L1")
+        with pytest.raises(DecodeError) as caught:
+            await client.summary("R1", "L1")
+    assert route.call_count == 1  # the second came from the cache
+    assert caught.value.endpoint == "summary" and caught.value.attempts == 0
+    assert caught.value.params == {"roomid": "R1", "liveid": "L1", "userid": USERID}
+    assert "[summary]" in str(caught.value)
