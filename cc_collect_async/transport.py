@@ -353,6 +353,7 @@ class Sender:
         self.timeout = float(timeout)
         self._max_connections = max_connections
         self._engine: Engine | None = None
+        self._closed = False
         if http_client is not None:
             self._engine = HttpxEngine(http_client, owned=False)
         elif transport is not None or backend == "httpx" or not aiohttp_available():
@@ -397,6 +398,8 @@ class Sender:
         """Send one signed request within ``timeout`` seconds, or ``deadline`` if sooner;
         a failure is a retryable ``TransportError`` (or a ``DecodeError`` for a body that
         cannot be decoded) whose text omits the signature."""
+        if self._closed:
+            raise _closed()
         engine = self._engine
         if engine is None:
             engine = self._engine = self._choose()
@@ -405,11 +408,26 @@ class Sender:
         try:
             return await engine.send(method, url, headers, body, limit)
         except engine.failures as exc:
-            failure = _failure(exc, engine, url, limit)
+            failure = _closed() if self._closed else _failure(exc, engine, url, limit)
+        except RuntimeError:  # the engine's own word for its session closed under it
+            if not self._closed:
+                raise
+            failure = _closed()
         # Raised outside the handler, so the engine's exception (whose text may hold the
         # signed URL) is not chained onto it and never printed with a traceback.
         raise failure
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._engine is not None:
             await self._engine.aclose()
+
+
+def _closed() -> TransportError:
+    """A call on a closed client, or in flight when it closed: not worth retrying."""
+    error = TransportError(
+        "the client is closed (its 'async with' ended, or aclose() was called): make calls "
+        "while it is open"
+    )
+    error.retryable = False
+    return error

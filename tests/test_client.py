@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import sniffio
 from conftest import API_KEY, USERID
 
-from cc_collect_async import CollectClient, RateLimiter, RetryPolicy
+from cc_collect_async import CollectClient, RateLimiter, RetryPolicy, TransportError
+from cc_collect_async.sim import DEMO_API_KEY, DEMO_USERID, DatasetSpec, SimConfig, Simulator, serve
 
 USER_COUNT = {"result": "OK", "data": {"livecount": 7}}
 
@@ -95,3 +97,35 @@ async def test_the_aiohttp_engine_is_refused_under_trio_when_the_client_is_enter
     else:
         async with client:
             assert client.engine == "aiohttp"
+
+
+async def _closed_under_a_call(backend: str) -> None:
+    sim = Simulator(DatasetSpec(lives=1), SimConfig(latency=0.5))
+    live = sim.dataset.lives()[0]
+    errors: list[BaseException] = []
+    with serve(sim) as url:
+        client = CollectClient(DEMO_USERID, DEMO_API_KEY, base_url=url, http_backend=backend)  # type: ignore[arg-type]
+
+        async def page_view() -> None:
+            try:
+                await client.summary(live.roomid, live.liveid)
+            except Exception as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(page_view)
+            await anyio.sleep(0.1)  # on the wire when the client closes
+            await client.aclose()
+        with pytest.raises(TransportError, match="client is closed") as caught:
+            await client.summary(live.roomid, live.liveid)
+    assert not caught.value.retryable and caught.value.attempts == 1, backend
+    assert sim.stats.requests == 1, backend  # the call after closing sent nothing
+    # The call in flight got its reply or the same error, without a retry.
+    assert all("client is closed" in str(e) for e in errors), (backend, errors)
+
+
+async def test_a_call_on_a_closed_client_is_one_error_not_retried(anyio_backend: str) -> None:
+    # At a web app's shutdown, calls still in flight and calls after it get a CollectError
+    # that says what happened, at once: not a retried transport failure, then a RuntimeError.
+    for backend in ["httpx", "aiohttp"] if anyio_backend == "asyncio" else ["httpx"]:
+        await _closed_under_a_call(backend)
