@@ -9,6 +9,7 @@ import json
 import math
 import sys
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from cc_collect_async.database import (
     parse_target,
     sync,
 )
-from cc_collect_async.database.backend import Backend, Group
+from cc_collect_async.database.backend import Backend, Group, RunFinish, RunStart
 from cc_collect_async.database.ddl import COLUMNS, DUCKDB, HISTORY, LIVES, UNITS
 from cc_collect_async.database.tables import KIND_TABLES
 from cc_collect_async.harvest import ALL_KINDS, KINDS, Harvester, Live, Window
@@ -277,6 +278,38 @@ def test_duckdb_bookkeeping_of_a_long_history_stays_within_its_memory_limit(
         "SELECT l.first_seen, l.last_seen, u.fetched_at FROM cc_lives AS l JOIN cc_units AS u "
         "ON u.liveid = l.liveid WHERE l.liveid = '000000000000ADD4' AND u.kind = 'chat'",
     ) == [(seen, later, later)]
+
+
+def _run(backend: Backend, kinds: tuple[str, ...], since: int, until: int, done: bool) -> None:
+    """A run of ``kinds`` over 11-``since`` to 11-``until``, complete or not."""
+    run_id = uuid.uuid4().hex
+    started = datetime.now(timezone.utc)
+    window = [datetime(2026, 11, day, tzinfo=BEIJING) for day in (since, until)]
+    text = json.dumps(list(kinds))
+    backend.begin_run(RunStart(run_id, DEMO_USERID, "http://sim", started, *window, text))
+    if done:
+        finish = RunFinish(run_id, DEMO_USERID, {"finished_at": started, "complete": True})
+        backend.commit(Group(finish=finish))
+
+
+def test_a_run_that_did_not_complete_is_resumed_until_its_kinds_are_synced_over_its_window(
+    database: str,
+) -> None:
+    # Night 1's chat and vote was interrupted; a one-off chat sync completed; night 1's
+    # command again must start where night 1 did, or its votes are never fetched.
+    resume = datetime(2026, 11, 1, tzinfo=BEIJING)
+    backend = open_backend(parse_target(database), DEMO_USERID)
+    try:
+        _run(backend, ("chat", "vote"), 1, 3, done=False)
+        _run(backend, ("chat",), 1, 4, done=True)  # other kinds: votes still to resume
+        assert backend.state(DEMO_USERID, ("chat", "vote")).resume_from == resume
+        assert backend.state(DEMO_USERID, ("chat",)).resume_from is None
+        _run(backend, ("chat", "vote"), 2, 4, done=True)  # narrower: not the whole window
+        assert backend.state(DEMO_USERID, ("vote",)).resume_from == resume
+        _run(backend, ("vote",), 1, 4, done=True)  # votes over the whole window
+        assert backend.state(DEMO_USERID, ("chat", "vote")).resume_from is None
+    finally:
+        backend.close()
 
 
 def test_an_accounts_watermark_of_version_3_becomes_one_per_kind_it_has(database: str) -> None:

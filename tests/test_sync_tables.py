@@ -170,3 +170,12 @@ def test_nothing_to_do_when_the_watermark_is_the_end() -> None:
     end = datetime(2026, 11, 10, tzinfo=BEIJING)
     plan = _plan(_state(end, None), now=NOW, until=end)
     assert plan.window is None
+
+
+def test_a_window_that_ends_after_now_moves_the_watermark_to_now_only() -> None:
+    # --until tomorrow: the lives of the rest of today had not started when they were
+    # listed; a watermark at tomorrow would make every later sync skip them.
+    watermark = datetime(2026, 11, 9, 2, 30, tzinfo=BEIJING)
+    plan = _plan(_state(watermark, None), now=NOW, until=datetime(2026, 11, 11, 12))
+    assert plan.until == datetime(2026, 11, 11, 12, tzinfo=BEIJING)  # listed that far
+    assert plan.advance_to == plan.watermark_after == datetime(2026, 11, 10, 2, 30, tzinfo=BEIJING)

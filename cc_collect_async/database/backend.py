@@ -11,6 +11,7 @@ reads; COPY into a temporary table for PostgreSQL).
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -83,8 +84,9 @@ class SyncState:
     watermarks: Mapping[str, datetime]
     #: Start of the oldest live with a unit that was not final when fetched.
     oldest_open: datetime | None
-    #: Start of the earliest window of a run that did not complete since the last one that
-    #: did (its failed or unreached units are still to fetch).
+    #: Start of the earliest window of a run that did not complete, for some of the kinds
+    #: asked, and that no later complete run has synced them over (its failed or unreached
+    #: units are still to fetch).
     resume_from: datetime | None = None
 
 
@@ -264,17 +266,15 @@ class Backend(abc.ABC):
             f"WHERE u.userid = {p} AND NOT u.final AND u.kind IN ({kind_params})",
             (userid, *kinds),
         )
-        runs = self.name(RUNS)
-        last_complete = f"(SELECT max(started_at) FROM {runs} WHERE userid = {p} AND complete)"
-        unfinished = self.execute(
-            f"SELECT min(since) FROM {runs} WHERE userid = {p} AND NOT complete "
-            f"AND ({last_complete} IS NULL OR started_at > {last_complete})",
-            (userid, userid, userid),
+        runs = self.execute(
+            f"SELECT complete, since, until, CAST(kinds AS TEXT) FROM {self.name(RUNS)} "
+            f"WHERE userid = {p} ORDER BY started_at",
+            (userid,),
         )
         return SyncState(
             watermarks={str(kind): mark for kind, mark in found if mark is not None},
             oldest_open=rows[0][0] if rows else None,
-            resume_from=unfinished[0][0] if unfinished else None,
+            resume_from=_resume_from(runs, kinds),
         )
 
     def final_units(
@@ -385,3 +385,24 @@ class Backend(abc.ABC):
 
 
 KEYS = {LIVES: ("liveid",), UNITS: ("liveid", "kind")}
+
+
+def _resume_from(runs: Sequence[tuple[Any, ...]], kinds: Sequence[str]) -> datetime | None:
+    """The start of the earliest window a run left unfinished for any of ``kinds``, from
+    the account's runs in the order they started (complete, since, until, kinds as JSON).
+
+    A later complete run finishes a kind of it only when it synced that kind over the whole
+    window: a sync of other kinds, or a narrower backfill, leaves it to resume."""
+    pending: list[tuple[datetime, datetime | None, set[str]]] = []
+    for complete, since, until, synced_json in runs:
+        synced = set(json.loads(synced_json or "[]"))
+        if not complete:
+            if since is not None:
+                pending.append((since, until, synced))
+            continue
+        if since is None or until is None:
+            continue
+        for start, end, left in pending:
+            if since <= start and (end is None or until >= end):
+                left -= synced
+    return min((start for start, _, left in pending if left.intersection(kinds)), default=None)

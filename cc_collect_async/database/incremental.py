@@ -3,11 +3,12 @@
 The rule: a sync without ``--since`` starts at the earliest of the watermarks of the kinds
 it syncs (each the end of the last complete sync of that kind), the start of the oldest live
 that still has a unit that was not final when fetched (its live was running, or had ended
-less than the settle margin before), and the start of any run since the last complete one
-that did not complete. It lists the window's lives (cheap), skips their final units and
-fetches the rest whole. A kind's watermark moves to the window's end only when the run
-completes, and only when the window joined on to it (no gap left behind; a kind never
-synced joins anywhere). A watermark per kind, not per account: a sync of other kinds must
+less than the settle margin before), and the start of any run that did not complete and
+that no later complete run of its kinds covered. It lists the window's lives (cheap), skips
+their final units and fetches the rest whole. A kind's watermark moves to the window's end
+(or now, when the window ends later: lives that had not started were not listed) only when
+the run completes, and only when the window joined on to it (no gap left behind; a kind
+never synced joins anywhere). A watermark per kind, not per account: a sync of other kinds must
 not move the first kinds past lives it never fetched them for. ``refresh_days=N`` reaches
 back N days and fetches those days' units again even when final.
 """
@@ -59,9 +60,8 @@ def plan_sync(
 ) -> SyncPlan:
     """The plan for one sync. Times naive are Beijing time; ``until`` defaults to ``now``
     (to the minute: the listing takes minutes)."""
-    end = (
-        as_beijing(until) if until is not None else as_beijing(now).replace(second=0, microsecond=0)
-    )
+    present = as_beijing(now).replace(second=0, microsecond=0)
+    end = as_beijing(until) if until is not None else present
     marks = {kind: as_beijing(t) for kind, t in state.watermarks.items() if kind in kinds}
     watermark = min(marks.values(), default=None)
     if since is not None:
@@ -77,8 +77,10 @@ def plan_sync(
     if refresh_days > 0:
         skip_until = end - timedelta(days=refresh_days)
         start = min(start, skip_until)
+    # Lives that start after now are not listed yet: a watermark past now would skip them.
+    reached = min(end, present)
     advancing = tuple(kind for kind in kinds if kind not in marks or start <= marks[kind])
-    after = {**marks, **{kind: max(marks.get(kind, end), end) for kind in advancing}}
+    after = {**marks, **{kind: max(marks.get(kind, reached), reached) for kind in advancing}}
     return SyncPlan(
         window=Window(start, end) if start < end else None,
         since=start,
@@ -86,7 +88,7 @@ def plan_sync(
         skip_until=skip_until,
         watermark=watermark,
         oldest_open=as_beijing(state.oldest_open) if state.oldest_open is not None else None,
-        advance_to=end if advancing else None,
+        advance_to=reached if advancing else None,
         advance_kinds=advancing,
         watermark_after=min(after.values(), default=None),
         unfinished_from=(
