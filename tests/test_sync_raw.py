@@ -55,3 +55,21 @@ def test_a_record_larger_than_the_default_line_limits_is_stored_whole(database: 
     huge = {"id": 9, "username": "many", "content": "x" * 5_000_000}
     store(database, "chat", [RECORDS[2], huge])
     assert _raw(database) == [RECORDS[2], huge]
+
+
+def test_the_reply_views_read_what_text_cannot_hold(database: str) -> None:
+    # PostgreSQL's reply views failed every query (their json cannot turn NUL or a lone
+    # surrogate into text) once one vote held either.
+    replies = [
+        {"uid": "a\x00b", "uname": "title \ud83d", "choices": [1]},
+        {"uid": "u2", "uname": "tail \udc00, 😀 and a backslash: \\ud83d \\u0000", "choices": []},
+        {"uid": "u3", "uname": "plain", "choices": [2]},
+    ]
+    store(database, "vote", [{"vote_id": "V1", "reply_data": replies}])
+    stored = rows(database, "SELECT uid, uname FROM cc_vote_replies ORDER BY uid")
+    assert stored[0][0] in ("a\x00b", "a\ufffdb")  # DuckDB's text holds NUL
+    assert stored[0][1] == "title \ufffd"
+    assert stored[1:] == [
+        ("u2", "tail \ufffd, 😀 and a backslash: \\ud83d \\u0000"),
+        ("u3", "plain"),
+    ]

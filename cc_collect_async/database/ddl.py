@@ -37,7 +37,27 @@ __all__ = [
 #: 4: a watermark per (account, kind): one per account let a sync of other kinds move it
 #: past lives whose units of the first kinds were never fetched. An account's watermark
 #: of version 3 is carried to each kind it has units of.
-SCHEMA_VERSION = 4
+#: 5: PostgreSQL's reply views read a record holding NUL or a lone surrogate (every query of
+#: the view failed: its ``json`` cannot turn them into text).
+SCHEMA_VERSION = 5
+
+#: In a record's JSON text, the escapes PostgreSQL's text cannot hold, after an even number
+#: of backslashes (an odd one is the text's own backslash): NUL and a high surrogate that no
+#: low one follows; then a low surrogate that no high one precedes. A pair is a character.
+_PG_NUL_OR_LONE_HIGH = r"(?<!\\)((?:\\\\)*)\\u(0000|d[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2}))"
+_PG_LONE_LOW = r"(?<!\\)((?:\\\\)*)(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+
+
+def _postgres_readable(raw: str) -> str:
+    """``raw`` (a ``json`` column) with NUL and lone surrogates as U+FFFD, as the typed
+    columns have them; a record without such an escape (nearly all) is taken as it is."""
+    replaced = raw + "::text"
+    for pattern in (_PG_NUL_OR_LONE_HIGH, _PG_LONE_LOW):
+        replaced = f"regexp_replace({replaced}, '{pattern}', '\\1\\\\ufffd', 'gi')"
+    return (
+        f"(CASE WHEN {raw}::text ~* '\\\\u(0000|d[89a-f])' THEN ({replaced})::json ELSE {raw} END)"
+    )
+
 
 META = f"{PREFIX}meta"
 LIVES = f"{PREFIX}lives"
@@ -220,9 +240,10 @@ class SqlDialect:
     def _replies_join(self) -> str:
         if self.name == "duckdb":
             return ", unnest(json_extract(t.raw, '$.reply_data[*]')) AS r(reply)"
+        replies = f"{_postgres_readable('t.raw')}->'reply_data'"
         return (
-            " CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(t.raw->'reply_data')"
-            " = 'array' THEN t.raw->'reply_data' ELSE '[]'::json END) AS r(reply)"
+            f" CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof({replies})"
+            f" = 'array' THEN {replies} ELSE '[]'::json END) AS r(reply)"
         )
 
     def _reply_field(self, name: str, type_: str) -> str:
