@@ -440,6 +440,19 @@ _TIGHT = DatasetSpec(lives=30, rooms=3, huge_every=0, chat_per_live=2_000)
 _TIGHT_UNTIL = _TIGHT.window_start + timedelta(days=_TIGHT.window_days)
 
 
+async def _sync_tight(sim: Simulator, database: str) -> Any:
+    """Every kind of the _TIGHT window, whatever DuckDB's memory has been set to."""
+    async with client_for(sim) as client:
+        return await sync(
+            client,
+            database,
+            since=_TIGHT.window_start,
+            until=_TIGHT_UNTIL,
+            kinds=ALL_KINDS,
+            harvest_options=FAST,
+        )
+
+
 async def test_duckdb_gives_a_group_that_runs_out_of_memory_more_and_commits_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,15 +470,7 @@ async def test_duckdb_gives_a_group_that_runs_out_of_memory_more_and_commits_it_
         limits.append(backend.memory_bytes)
 
     monkeypatch.setattr(duckdb_backend.DuckDBBackend, "commit", watched)
-    async with client_for(sim) as client:
-        report = await sync(
-            client,
-            database,
-            since=_TIGHT.window_start,
-            until=_TIGHT_UNTIL,
-            kinds=ALL_KINDS,
-            harvest_options=FAST,
-        )
+    report = await _sync_tight(sim, database)
     assert report.complete
     assert_matches_truth(database, sim.truth(_TIGHT.window_start, _TIGHT_UNTIL), ALL_KINDS)
     assert 4_000_000 < max(limits) <= 64_000_000
@@ -479,16 +484,8 @@ async def test_duckdb_out_of_memory_at_its_ceiling_is_one_line(
     monkeypatch.setattr(duckdb_backend, "_MEMORY_CEILING", 4_000_000)
     sim = Simulator(_TIGHT)
     database = f"duckdb:///{tmp_path / 'cc.duckdb'}"
-    async with client_for(sim) as client:
-        with pytest.raises(DatabaseError) as caught:
-            await sync(
-                client,
-                database,
-                since=_TIGHT.window_start,
-                until=_TIGHT_UNTIL,
-                kinds=ALL_KINDS,
-                harvest_options=FAST,
-            )
+    with pytest.raises(DatabaseError) as caught:
+        await _sync_tight(sim, database)
     message = str(caught.value)
     # DuckDB's words: "Out of Memory Error: ...", or at COMMIT "Failed to commit: could not
     # allocate block ...".
