@@ -53,9 +53,6 @@ class RunFinish:
     values: dict[str, Any]
     watermark: datetime | None = None
     kinds: tuple[str, ...] = ()
-    #: The kinds of a complete run that listed its whole window: their units not final of
-    #: lives in the window that it no longer listed are final now (see Backend._finish).
-    listed_kinds: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -363,8 +360,6 @@ class Backend(abc.ABC):
             f"UPDATE {self.name(RUNS)} SET {assignments} WHERE run_id = {p}",
             (*finish.values.values(), finish.run_id),
         )
-        if finish.listed_kinds:
-            self._unlisted_final(finish)
         if finish.watermark is None:
             return
         table = self.name(WATERMARKS)
@@ -382,22 +377,6 @@ class Backend(abc.ABC):
                     finish.values["finished_at"],
                 ),
             )
-
-    def _unlisted_final(self, finish: RunFinish) -> None:
-        """A live listed before, while it ran, that this complete run's listing of its start
-        no longer holds (the vendor removed it) would keep its units not final, and every
-        later sync would start at its start: they are final now, with what they have. A
-        listed live's ``last_seen`` is after the run started; the listing reads minutes."""
-        p = self.dialect.param
-        runs, lives = self.name(RUNS), self.name(LIVES)
-        self.execute(
-            f"UPDATE {self.name(UNITS)} SET final = true WHERE userid = {p} AND NOT final "
-            f"AND kind IN ({self.dialect.params(len(finish.listed_kinds))}) AND liveid IN ("
-            f"SELECT l.liveid FROM {lives} AS l, {runs} AS r WHERE r.run_id = {p} "
-            f"AND l.userid = r.userid AND l.start_time >= r.since "
-            f"AND l.start_time < date_trunc('minute', r.until) AND l.last_seen < r.started_at)",
-            (finish.userid, *finish.listed_kinds, finish.run_id),
-        )
 
     @staticmethod
     def update_clause(columns: Sequence[str], key: Sequence[str], keep: Sequence[str]) -> str:

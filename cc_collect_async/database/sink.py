@@ -446,12 +446,4 @@ class DatabaseSink:
             "report": dumps(report.to_dict()).decode(),
         }
         watermark = self.advance_watermark if report.complete else None
-        whole = report.complete and self.since is not None and self.until is not None
-        return RunFinish(
-            self.run_id,
-            self.account,
-            values,
-            watermark,
-            self.advance_kinds,
-            listed_kinds=self.kinds if whole else (),
-        )
+        return RunFinish(self.run_id, self.account, values, watermark, self.advance_kinds)
