@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sync_checks import assert_matches_truth, record_keys, rows
@@ -142,3 +143,39 @@ async def test_a_sync_of_other_kinds_leaves_the_first_kinds_where_they_were(
         ("chat", _at(NIGHT_2)),
         ("vote", _at(NIGHT_2)),
     ]
+
+
+class _Vanishing(RunningDataset):
+    """The vendor's listing without the lives in ``gone`` (removed on its side)."""
+
+    gone: frozenset[str] = frozenset()
+
+    def lives(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [live for live in super().lives(*args, **kwargs) if live.liveid not in self.gone]
+
+
+async def test_a_live_the_vendor_stops_listing_does_not_hold_every_later_sync_back(
+    database: str,
+) -> None:
+    # Listed while it ran, then removed: its units were never final, and every later sync
+    # started at its start, listing more lives each night. If a listing holds it again, its
+    # units (still not final) are fetched then.
+    data = _Vanishing(SPEC, now=NIGHT_1)
+    sim = Simulator(data)
+    await _sync_at(sim, database, NIGHT_1)
+    running = {live.liveid for live in data.truth(None, NIGHT_1).lives if live.end_time > NIGHT_1}
+    assert running, "the scenario needs a live running at night 1"
+    data.gone = frozenset(running)
+    data.set_now(None)
+    second = await _sync_at(sim, database, NIGHT_2)
+    third = await _sync_at(sim, database, NIGHT_2 + timedelta(days=1))
+    assert second.complete and third.complete
+    assert third.plan.since == _at(NIGHT_2)  # the watermark: nothing holds it back
+    gone = ", ".join(f"'{liveid}'" for liveid in sorted(running))
+    assert rows(
+        database, f"SELECT count(*), bool_or(final) FROM cc_units WHERE liveid IN ({gone})"
+    )[0] == (len(running) * len(KINDS), False)  # kept as they were
+    data.gone = frozenset()  # back in the listing: a re-sweep completes them
+    swept = await _sync_at(sim, database, NIGHT_2 + timedelta(days=1), since=datetime(2026, 11, 1))
+    assert swept.complete
+    assert_matches_truth(database, data.truth(None, NIGHT_2), KINDS)

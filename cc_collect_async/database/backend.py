@@ -260,10 +260,16 @@ class Backend(abc.ABC):
             f"WHERE userid = {p} AND kind IN ({kind_params})",
             (userid, *kinds),
         )
+        # A live that a complete run's listing of its start no longer held (the vendor
+        # removed it; a listed live was seen after the run started) holds no sync back: its
+        # units are not final, and are fetched if a listing ever holds it again.
         rows = self.execute(
             f"SELECT min(l.start_time) FROM {self.name(UNITS)} AS u "
             f"JOIN {self.name(LIVES)} AS l ON l.liveid = u.liveid "
-            f"WHERE u.userid = {p} AND NOT u.final AND u.kind IN ({kind_params})",
+            f"WHERE u.userid = {p} AND NOT u.final AND u.kind IN ({kind_params}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.name(RUNS)} AS r WHERE r.userid = u.userid "
+            "AND r.complete AND r.started_at > l.last_seen AND r.since <= l.start_time "
+            "AND l.start_time < date_trunc('minute', r.until))",
             (userid, *kinds),
         )
         runs = self.execute(
