@@ -280,10 +280,17 @@ def test_duckdb_bookkeeping_of_a_long_history_stays_within_its_memory_limit(
     ) == [(seen, later, later)]
 
 
-def _run(backend: Backend, kinds: tuple[str, ...], since: int, until: int, done: bool) -> None:
+def _run(
+    backend: Backend,
+    kinds: tuple[str, ...],
+    since: int,
+    until: int,
+    done: bool,
+    started: datetime | None = None,
+) -> None:
     """A run of ``kinds`` over 11-``since`` to 11-``until``, complete or not."""
     run_id = uuid.uuid4().hex
-    started = datetime.now(timezone.utc)
+    started = started or datetime.now(timezone.utc)
     window = [datetime(2026, 11, day, tzinfo=BEIJING) for day in (since, until)]
     text = json.dumps(list(kinds))
     backend.begin_run(RunStart(run_id, DEMO_USERID, "http://sim", started, *window, text))
@@ -308,6 +315,23 @@ def test_a_run_that_did_not_complete_is_resumed_until_its_kinds_are_synced_over_
         assert backend.state(DEMO_USERID, ("vote",)).resume_from == resume
         _run(backend, ("vote",), 1, 4, done=True)  # votes over the whole window
         assert backend.state(DEMO_USERID, ("chat", "vote")).resume_from is None
+    finally:
+        backend.close()
+
+
+def test_a_run_with_until_in_the_future_that_did_not_complete_is_covered_by_a_nightly(
+    database: str,
+) -> None:
+    # --until 11-20, interrupted on 11-04: it had listed nothing after 11-04, and a nightly
+    # run (ending at its own start) covers it; or every nightly would start at 11-01 again.
+    backend = open_backend(parse_target(database), DEMO_USERID)
+    try:
+        _run(backend, ("chat",), 1, 20, done=False, started=datetime(2026, 11, 4, tzinfo=BEIJING))
+        assert backend.state(DEMO_USERID, ("chat",)).resume_from == datetime(
+            2026, 11, 1, tzinfo=BEIJING
+        )
+        _run(backend, ("chat",), 1, 5, done=True, started=datetime(2026, 11, 5, tzinfo=BEIJING))
+        assert backend.state(DEMO_USERID, ("chat",)).resume_from is None
     finally:
         backend.close()
 

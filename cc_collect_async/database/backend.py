@@ -273,8 +273,8 @@ class Backend(abc.ABC):
             (userid, *kinds),
         )
         runs = self.execute(
-            f"SELECT complete, since, until, CAST(kinds AS TEXT) FROM {self.name(RUNS)} "
-            f"WHERE userid = {p} ORDER BY started_at",
+            "SELECT started_at, complete, since, until, CAST(kinds AS TEXT) "
+            f"FROM {self.name(RUNS)} WHERE userid = {p} ORDER BY started_at",
             (userid,),
         )
         return SyncState(
@@ -395,16 +395,20 @@ KEYS = {LIVES: ("liveid",), UNITS: ("liveid", "kind")}
 
 def _resume_from(runs: Sequence[tuple[Any, ...]], kinds: Sequence[str]) -> datetime | None:
     """The start of the earliest window a run left unfinished for any of ``kinds``, from
-    the account's runs in the order they started (complete, since, until, kinds as JSON).
+    the account's runs in the order they started (started_at, complete, since, until, kinds
+    as JSON).
 
     A later complete run finishes a kind of it only when it synced that kind over the whole
-    window: a sync of other kinds, or a narrower backfill, leaves it to resume."""
+    window: a sync of other kinds, or a narrower backfill, leaves it to resume. A window
+    reaches no further than its run's start (an ``--until`` in the future), or no nightly
+    sync would ever cover it."""
     pending: list[tuple[datetime, datetime | None, set[str]]] = []
-    for complete, since, until, synced_json in runs:
+    for started, complete, since, until, synced_json in runs:
         synced = set(json.loads(synced_json or "[]"))
         if not complete:
             if since is not None:
-                pending.append((since, until, synced))
+                end = until if until is None or started is None else min(until, started)
+                pending.append((since, end, synced))
             continue
         if since is None or until is None:
             continue
