@@ -1009,3 +1009,30 @@ def test_a_postgresql_target_without_its_extra_is_refused_before_anything_is_fet
     target = parse_target("postgresql://u@127.0.0.1:1/db")
     with pytest.raises(DatabaseUsageError, match=r"^psycopg is not installed: pip install"):
         PostgresBackend(target)
+
+
+def test_a_watermark_of_version_4_past_its_runs_start_goes_back_to_it(database: str) -> None:
+    # Before version 5 a sync with --until tomorrow moved the watermark to tomorrow, and
+    # every later sync skipped the lives that started in between.
+    started = datetime(2026, 11, 5, 10, 0, 42, tzinfo=BEIJING)
+    backend = open_backend(parse_target(database), DEMO_USERID)
+    try:
+        _run(backend, ("chat",), 1, 6, done=False, started=started)
+        (run_id,) = backend.execute("SELECT run_id FROM cc_runs")[0]
+        backend.execute(
+            "INSERT INTO cc_watermarks (userid, kind, watermark, run_id, updated_at) VALUES "
+            f"('{DEMO_USERID}', 'chat', TIMESTAMPTZ '2026-11-06 12:00:00+08', '{run_id}', now()),"
+            f"('{DEMO_USERID}', 'vote', TIMESTAMPTZ '2026-11-05 09:00:00+08', '{run_id}', now())"
+        )
+        backend.execute("UPDATE cc_meta SET value = '4' WHERE key = 'schema_version'")
+    finally:
+        backend.close()
+    backend = open_backend(parse_target(database), DEMO_USERID)  # the next sync upgrades
+    try:
+        marks = dict(backend.execute("SELECT kind, watermark FROM cc_watermarks"))
+    finally:
+        backend.close()
+    assert marks == {
+        "chat": datetime(2026, 11, 5, 10, 0, tzinfo=BEIJING),  # the minute its listing reached
+        "vote": datetime(2026, 11, 5, 9, 0, tzinfo=BEIJING),  # before its run's start: kept
+    }

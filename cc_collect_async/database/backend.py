@@ -214,6 +214,8 @@ class Backend(abc.ABC):
                 self.upgrade(version)
                 if version < 4 and WATERMARKS in existing:
                     self._watermark_per_kind()
+                if version < 5 and WATERMARKS in existing:
+                    self._watermarks_not_past_their_runs()
             for statement in self.dialect.create_statements(
                 self.schema, create_schema=create_schema
             ):
@@ -240,6 +242,17 @@ class Backend(abc.ABC):
         )
         self.execute(f"DROP TABLE {self.name(WATERMARKS)}")
         self.execute(f"ALTER TABLE {self.name(rebuilt)} RENAME TO {quote(WATERMARKS)}")
+
+    def _watermarks_not_past_their_runs(self) -> None:
+        """Version 5: a watermark later than the start of the run that set it (an ``--until``
+        in the future, before version 5) goes back to that start, the minute its listing
+        reached: the lives that started after it were never listed."""
+        marks, table = self.name(WATERMARKS), quote(WATERMARKS)
+        self.execute(
+            f"UPDATE {marks} SET watermark = r.start FROM (SELECT run_id, "
+            f"date_trunc('minute', started_at) AS start FROM {self.name(RUNS)}) AS r "
+            f"WHERE {table}.run_id = r.run_id AND {table}.watermark > r.start"
+        )
 
     def upgrade(self, version: int) -> None:  # noqa: B027 - only DuckDB has changed tables
         """Inside the creating transaction, before the ``IF NOT EXISTS`` statements: change

@@ -38,7 +38,8 @@ __all__ = [
 #: past lives whose units of the first kinds were never fetched. An account's watermark
 #: of version 3 is carried to each kind it has units of.
 #: 5: PostgreSQL's reply views read a record holding NUL or a lone surrogate (every query of
-#: the view failed: its ``json`` cannot turn them into text).
+#: the view failed: its ``json`` cannot turn them into text); a watermark past the start of
+#: its run (``--until`` in the future) goes back to that start.
 SCHEMA_VERSION = 5
 
 #: In a record's JSON text, the escapes PostgreSQL's text cannot hold, after an even number
