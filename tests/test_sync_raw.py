@@ -64,6 +64,7 @@ def test_the_reply_views_read_what_text_cannot_hold(database: str) -> None:
         {"uid": "a\x00b", "uname": "title \ud83d", "choices": [1]},
         {"uid": "u2", "uname": "tail \udc00, 😀 and a backslash: \\ud83d \\u0000", "choices": []},
         {"uid": "u3", "uname": "plain", "choices": [2]},
+        {"uid": "u4", "uname": "a backslash's text \\ud83d, then \udc00 alone", "choices": []},
     ]
     store(database, "vote", [{"vote_id": "V1", "reply_data": replies}])
     stored = rows(database, "SELECT uid, uname FROM cc_vote_replies ORDER BY uid")
@@ -72,4 +73,5 @@ def test_the_reply_views_read_what_text_cannot_hold(database: str) -> None:
     assert stored[1:] == [
         ("u2", "tail \ufffd, 😀 and a backslash: \\ud83d \\u0000"),
         ("u3", "plain"),
+        ("u4", "a backslash's text \\ud83d, then \ufffd alone"),
     ]

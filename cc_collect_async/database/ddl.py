@@ -42,22 +42,25 @@ __all__ = [
 #: its run (``--until`` in the future) goes back to that start.
 SCHEMA_VERSION = 5
 
-#: In a record's JSON text, the escapes PostgreSQL's text cannot hold, after an even number
-#: of backslashes (an odd one is the text's own backslash): NUL and a high surrogate that no
-#: low one follows; then a low surrogate that no high one precedes. A pair is a character.
-_PG_NUL_OR_LONE_HIGH = r"(?<!\\)((?:\\\\)*)\\u(0000|d[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2}))"
-_PG_LONE_LOW = r"(?<!\\)((?:\\\\)*)(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+#: In a record's JSON text with its escaped backslashes set aside, the escapes PostgreSQL's
+#: text cannot hold: NUL and a high surrogate that no low one follows; then a low surrogate
+#: that no high one precedes. A pair is a character.
+_PG_NUL_OR_LONE_HIGH = r"\\u(0000|d[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2}))"
+_PG_LONE_LOW = r"(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
 
 
 def _postgres_readable(raw: str) -> str:
     """``raw`` (a ``json`` column) with NUL and lone surrogates as U+FFFD, as the typed
-    columns have them; a record without such an escape (nearly all) is taken as it is."""
-    replaced = raw + "::text"
+    columns have them; a record without such an escape (nearly all) is taken as it is.
+
+    Each escaped backslash (two backslashes) is set aside first as U+0001, which JSON text
+    never holds raw, so that every backslash-u left is an escape, not a backslash's text."""
+    text = f"replace({raw}::text, '\\\\', chr(1))"
     for pattern in (_PG_NUL_OR_LONE_HIGH, _PG_LONE_LOW):
-        replaced = f"regexp_replace({replaced}, '{pattern}', '\\1\\\\ufffd', 'gi')"
-    return (
-        f"(CASE WHEN {raw}::text ~* '\\\\u(0000|d[89a-f])' THEN ({replaced})::json ELSE {raw} END)"
-    )
+        text = f"regexp_replace({text}, '{pattern}', '\\\\ufffd', 'gi')"
+    text = f"replace({text}, chr(1), '\\\\')"
+    suspect = f"{raw}::text ~* '\\\\u(0000|d[89a-f])'"
+    return f"(CASE WHEN {suspect} THEN ({text})::json ELSE {raw} END)"
 
 
 META = f"{PREFIX}meta"
