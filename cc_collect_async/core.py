@@ -246,7 +246,7 @@ class Requester:
         max_concurrency: int = 8,
         clock: thqs.Clock = time.time,
         sleep: Sleep = anyio.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = anyio.current_time,
         instrumentation: Instrumentation | None = None,
     ) -> None:
         self.userid = userid
@@ -315,8 +315,13 @@ class Requester:
                 status: int | None = None
                 began = sent = started if hooks is None else self._monotonic()
                 permit: Permit | None = None
+                # A call that does not wait out quotas (a page view) waits for nothing past
+                # its time in all: not for the limiters, nor for a connection slot.
+                patience = None
+                if not self.retry.wait_out_quotas:
+                    patience = self.retry.max_elapsed - (self._monotonic() - started)
                 try:
-                    async with self._admitted(endpoint) as permit:
+                    async with self._admitted(endpoint, patience) as permit:
                         sent = self._monotonic()  # an attempt's own time starts here
                         made += 1
                         unreported = True
@@ -440,21 +445,37 @@ class Requester:
         return self._endpoint_limiters
 
     @asynccontextmanager
-    async def _admitted(self, endpoint: Endpoint) -> AsyncIterator[Permit]:
+    async def _admitted(self, endpoint: Endpoint, patience: float | None) -> AsyncIterator[Permit]:
         """Held while one attempt is on the wire: the gate (governor, limiters) lets it go,
-        and one of ``max_concurrency`` slots is its own."""
-        permit = await self._gate.admit(endpoint.name)
+        and one of ``max_concurrency`` slots is its own. Waiting for them longer than
+        ``patience`` seconds (None: no bound) is a ``RateLimitedError`` of this client's own."""
+        if self._capacity is None:
+            self._capacity = anyio.CapacityLimiter(self.max_concurrency)
+        waiting = anyio.CancelScope(
+            deadline=math.inf if patience is None else anyio.current_time() + max(patience, 0.0)
+        )
+        permit: Permit | None = None
+        slot = False
         try:
-            if self._capacity is None:
-                self._capacity = anyio.CapacityLimiter(self.max_concurrency)
-            async with self._capacity:
-                # A slot handed over just as the caller was cancelled (another unit hit an
-                # auth error, say) must not turn into one more request: anyio delivers that
-                # cancellation only at the next pass through the event loop.
-                await checkpoint_if_cancelled()
-                yield permit
+            with waiting:
+                permit = await self._gate.admit(endpoint.name)
+                await self._capacity.acquire()
+                slot = True
+            if permit is None or not slot:
+                raise RateLimitedError(
+                    "this client's rate limiter (or its cap on requests in flight) would hold "
+                    f"the call past its {self.retry.max_elapsed:g} s in all; nothing was sent"
+                )
+            # A slot handed over just as the caller was cancelled (another unit hit an auth
+            # error, say) must not turn into one more request: anyio delivers that
+            # cancellation only at the next pass through the event loop.
+            await checkpoint_if_cancelled()
+            yield permit
         finally:
-            permit.release()
+            if slot:
+                self._capacity.release()
+            if permit is not None:
+                permit.release()
 
     def _settled(self, permit: Permit | None, error: CollectError | None) -> bool:
         """Tell the gate how the attempt ended: a success, the server's "too fast", or

@@ -19,13 +19,14 @@ class RetryPolicy:
 
     ``max_elapsed`` also bounds each attempt: one is given at most what the attempts and
     backoffs before it left of it (and never more than the client's ``timeout``), so a
-    stalled reply cannot hold a call past it. Time spent waiting for the rate limit is not
-    counted against an attempt. ``max_retry_after`` also bounds how long the rate limiter
-    pauses on this call's refusal.
+    stalled reply cannot hold a call past it. ``max_retry_after`` also bounds how long the
+    rate limiter pauses on this call's refusal.
 
-    ``wait_out_quotas``: a refusal while the server's quota is spent (the governor waits it
-    out) costs neither an attempt nor time, so a harvest outlasts a per-minute quota; a call
-    someone waits on (``interactive()``) counts it like any failure and gives up in time.
+    ``wait_out_quotas``: True, a refusal while the server's quota is spent (the governor
+    waits it out) costs neither an attempt nor time, and waiting for the rate limiter or a
+    connection slot is not counted, so a harvest outlasts a per-minute quota. False (a call
+    someone waits on, ``interactive()``): every wait counts, and a call the limiter would
+    hold past ``max_elapsed`` raises ``RateLimitedError`` without sending.
     """
 
     max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))

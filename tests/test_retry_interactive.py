@@ -97,3 +97,44 @@ async def test_a_page_view_behind_a_limiter_gives_up_within_its_seconds(limiter:
                 await client.summary(live.roomid, live.liveid)
             # Not the minute: the limiter's pace (its cut rate) is not counted in the 4 s.
             assert anyio.current_time() - started <= 2 * policy.max_elapsed
+
+
+@pytest.mark.parametrize("limiter", sorted(_limiters()))
+async def test_page_views_at_once_beside_a_nightly_job_give_up_within_their_seconds(
+    limiter: str,
+) -> None:
+    # A nightly job shares the limiter: its refusal pauses it for the vendor's minute, which
+    # the job waits out; twenty visitors at once queue behind that pause and each other.
+    # Each gives up within its 4 s in all (nothing sent past it), not after the minute.
+    sim = Simulator(DatasetSpec(lives=20), SimConfig(rate=1 / 120, burst=1, retry_after=60))
+    shared = _limiters()[limiter]()
+    lives = sim.dataset.lives()
+    policy = RetryPolicy.interactive()
+    took: list[float] = []
+
+    def client(retry: RetryPolicy) -> CollectClient:
+        return CollectClient(
+            DEMO_USERID,
+            DEMO_API_KEY,
+            base_url="http://sim",
+            transport=sim.transport(),
+            retry=retry,
+            rate_limiter=shared,
+        )
+
+    async def page_view(web: CollectClient, index: int) -> None:
+        started = anyio.current_time()
+        with pytest.raises(RateLimitedError):
+            await web.summary(lives[index].roomid, lives[index].liveid)
+        took.append(anyio.current_time() - started)
+
+    async with client(RetryPolicy()) as nightly, client(policy) as web:
+        await nightly.summary(lives[0].roomid, lives[0].liveid)  # the one the quota allows
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(nightly.summary, lives[1].roomid, lives[1].liveid)  # refused: waits
+            await anyio.sleep(0.5)
+            for index in range(20):
+                tg.start_soon(page_view, web, index)
+            await anyio.sleep(10)
+            tg.cancel_scope.cancel()  # the nightly job's wait is not this test's
+    assert len(took) == 20 and max(took) <= policy.max_elapsed + 0.1
