@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -451,8 +451,11 @@ class Requester:
         ``patience`` seconds (None: no bound) is a ``RateLimitedError`` of this client's own."""
         if self._capacity is None:
             self._capacity = anyio.CapacityLimiter(self.max_concurrency)
-        waiting = anyio.CancelScope(
-            deadline=math.inf if patience is None else anyio.current_time() + max(patience, 0.0)
+        # No cancel scope per attempt where nothing bounds the wait (every harvest request).
+        waiting: AbstractContextManager[object] = (
+            nullcontext()
+            if patience is None
+            else anyio.CancelScope(deadline=anyio.current_time() + max(patience, 0.0))
         )
         permit: Permit | None = None
         slot = False
